@@ -1,0 +1,219 @@
+#include "app/app.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "admin/show.h"
+#include "app/pid_file.h"
+#include "cluster/monitor.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "session/shared.h"
+#include "session/worker.h"
+
+namespace pgpilot::app {
+
+using log::Level;
+
+namespace {
+
+void fatal(const std::string& msg) {
+  std::fprintf(stderr, "pgpilot: FATAL: %s\n", msg.c_str());
+}
+
+std::string resolve(const std::string& cfg_path, const std::string& p) {
+  if (p.empty() || p.front() == '/') return p;
+  return (std::filesystem::path(cfg_path).parent_path() / p).string();
+}
+
+int stopRunning(const config::Config& cfg, const std::string& mode) {
+  auto pid = PidFile::readLive(cfg.pid_file_name);
+  if (!pid) {
+    fatal(pid.error());
+    return 1;
+  }
+  const int sig = mode == "fast" || mode == "f" || mode == "immediate" ? SIGINT : SIGTERM;
+  if (::kill(*pid, sig) != 0) {
+    fatal(fmt::format("could not signal pid {}", *pid));
+    return 1;
+  }
+  for (int i = 0; i < 600; ++i) {
+    if (::kill(*pid, 0) != 0) {
+      std::printf("pgpilot (pid %d) stopped\n", *pid);
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  fatal(fmt::format("pgpilot (pid {}) did not stop within 60 s", *pid));
+  return 1;
+}
+
+struct Runtime {
+  std::shared_ptr<const config::Config> cfg;
+  asio::io_context control;
+  cluster::ClusterState cluster;
+  session::Shared shared;
+  std::vector<std::unique_ptr<session::Worker>> workers;
+  std::unique_ptr<cluster::Monitor> monitor;
+  bool stopping = false;
+};
+
+size_t liveSessions(const Runtime& rt) {
+  size_t n = 0;
+  for (const auto& w : rt.workers) n += w->sessionCount();
+  return n;
+}
+
+void finalStop(Runtime& rt) {
+  for (auto& w : rt.workers) w->stop();
+  rt.monitor->stop();
+  rt.control.stop();
+}
+
+void fastStop(Runtime& rt) {
+  log::logf(Level::kLog, "fast shutdown: closing {} client sessions", liveSessions(rt));
+  rt.stopping = true;
+  for (auto& w : rt.workers) {
+    w->stopAccepting();
+    w->closeSessions();
+  }
+  // Give the sessions a moment to roll back and close their server connections.
+  auto t = std::make_shared<asio::steady_timer>(rt.control, std::chrono::milliseconds(200));
+  t->async_wait([&rt, t](std::error_code) { finalStop(rt); });
+}
+
+net::Task<void> smartStop(Runtime& rt) {
+  log::logf(Level::kLog, "smart shutdown: waiting for {} client sessions to end (at most {} s)",
+            liveSessions(rt), rt.cfg->smart_shutdown_timeout.count() / 1000);
+  rt.stopping = true;
+  for (auto& w : rt.workers) w->stopAccepting();
+  const auto until = std::chrono::steady_clock::now() + rt.cfg->smart_shutdown_timeout;
+  asio::steady_timer t(rt.control);
+  while (liveSessions(rt) > 0 && std::chrono::steady_clock::now() < until) {
+    t.expires_after(std::chrono::milliseconds(100));
+    co_await t.async_wait(net::kUseAwaitable);
+  }
+  if (liveSessions(rt) > 0) {
+    log::logf(Level::kWarning, "smart shutdown timed out; closing {} sessions", liveSessions(rt));
+  }
+  fastStop(rt);
+}
+
+void handleSignals(Runtime& rt, asio::signal_set& signals) {
+  signals.async_wait([&rt, &signals](std::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      log::logf(Level::kLog, "received SIGHUP: configuration reload is not implemented yet");
+    } else if (sig == SIGTERM && !rt.stopping) {
+      asio::co_spawn(rt.control, smartStop(rt), asio::detached);
+    } else if (sig == SIGINT || sig == SIGQUIT || sig == SIGTERM) {
+      fastStop(rt);
+    }
+    handleSignals(rt, signals);
+  });
+}
+
+}  // namespace
+
+int run(const Options& opts) {
+  auto loaded = config::loadFile(opts.config_file);
+  if (!loaded) {
+    fatal(loaded.error().str());
+    return 1;
+  }
+  for (const auto& n : loaded->notices) std::fprintf(stderr, "pgpilot: NOTICE: %s\n", n.c_str());
+  for (const auto& w : loaded->warnings) std::fprintf(stderr, "pgpilot: WARNING: %s\n", w.c_str());
+  const auto cfg = loaded->config;
+  if (opts.check_only) {
+    std::printf("configuration file \"%s\" is valid\n", opts.config_file.c_str());
+    return 0;
+  }
+  if (!opts.stop_mode.empty()) return stopRunning(*cfg, opts.stop_mode);
+
+  log::Level level = log::Level::kWarning;
+  log::parseLevel(cfg->log_min_messages, &level);
+  if (opts.debug) level = log::Level::kDebug1;
+  log::init(level, cfg->log_file);
+
+  auto pid_file = PidFile::create(cfg->pid_file_name);
+  if (!pid_file) {
+    fatal(pid_file.error());
+    return 1;
+  }
+
+  Runtime rt;
+  rt.cfg = cfg;
+  rt.shared.cfg = cfg;
+  rt.shared.cluster = &rt.cluster;
+  if (!cfg->pool_passwd.empty()) {
+    auto pw = auth::PasswordFile::load(resolve(cfg->source_path, cfg->pool_passwd));
+    if (!pw) {
+      fatal(pw.error().message);
+      return 1;
+    }
+    rt.shared.passwords = std::make_shared<const auth::PasswordFile>(std::move(*pw));
+  }
+  if (cfg->enable_pool_hba) {
+    auto hba = auth::HbaRules::load(resolve(cfg->source_path, cfg->pool_hba_file));
+    if (!hba) {
+      fatal(hba.error().message);
+      return 1;
+    }
+    rt.shared.hba = std::make_shared<const auth::HbaRules>(std::move(*hba));
+  } else {
+    log::logf(Level::kWarning,
+              "enable_pool_hba is off: every client is trusted without a password");
+  }
+  if (cfg->ssl) {
+    auto tls = net::makeServerTlsContext(resolve(cfg->source_path, cfg->ssl_cert),
+                                         resolve(cfg->source_path, cfg->ssl_key), cfg->ssl_ciphers,
+                                         cfg->ssl_prefer_server_ciphers);
+    if (!tls) {
+      fatal(tls.error());
+      return 1;
+    }
+    rt.shared.client_tls = *tls;
+  }
+  rt.shared.server_tls = net::makeClientTlsContext();
+
+  // Find the primary before accepting clients (bounded by the probe timeouts).
+  rt.cluster.publish(cluster::initialTopology(*cfg));
+  rt.monitor = std::make_unique<cluster::Monitor>(rt.control, rt.cluster, cfg, rt.shared.passwords);
+  asio::co_spawn(rt.control, rt.monitor->probeAll(), asio::detached);
+  rt.control.run();
+  rt.control.restart();
+
+  const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
+  const int nworkers = cfg->worker_threads > 0 ? cfg->worker_threads : static_cast<int>(cores);
+  for (int i = 0; i < nworkers; ++i) {
+    rt.workers.push_back(std::make_unique<session::Worker>(rt.shared, i));
+    rt.shared.workers.push_back(rt.workers.back().get());
+  }
+  for (auto& w : rt.workers) {
+    if (auto r = w->listen(); !r) {
+      fatal(r.error());
+      return 1;
+    }
+  }
+  for (auto& w : rt.workers) w->start();
+
+  asio::signal_set signals(rt.control, SIGTERM, SIGINT, SIGQUIT);
+  signals.add(SIGHUP);
+  handleSignals(rt, signals);
+  ::signal(SIGPIPE, SIG_IGN);
+  asio::co_spawn(rt.control, rt.monitor->run(), asio::detached);
+  log::logf(Level::kLog, "pgpilot {} started: pid {}, port {}, {} worker threads, {} nodes",
+            admin::kVersion, ::getpid(), cfg->port, nworkers, cfg->backends.size());
+  rt.control.run();
+  for (auto& w : rt.workers) w->join();
+  log::logf(Level::kLog, "pgpilot stopped");
+  return 0;
+}
+
+}  // namespace pgpilot::app

@@ -1,0 +1,118 @@
+#include "cluster/monitor.h"
+
+#include "common/log.h"
+
+namespace pgpilot::cluster {
+
+using log::Level;
+
+Monitor::Monitor(asio::io_context& ctx, ClusterState& state,
+                 std::shared_ptr<const config::Config> cfg,
+                 std::shared_ptr<const auth::PasswordFile> passwords)
+    : ctx_(ctx),
+      state_(state),
+      cfg_(std::move(cfg)),
+      passwords_(std::move(passwords)),
+      timer_(ctx) {}
+
+pool::Credentials Monitor::credentials() const {
+  pool::Credentials c;
+  c.user = !cfg_->health_check_user.empty() ? cfg_->health_check_user
+           : !cfg_->sr_check_user.empty()   ? cfg_->sr_check_user
+                                            : std::string("postgres");
+  const std::string& pw =
+      !cfg_->health_check_password.empty() ? cfg_->health_check_password : cfg_->sr_check_password;
+  if (!pw.empty()) {
+    c.password = auth::PasswordEntry{auth::PasswordEntry::Kind::kPlain, pw};
+  } else if (passwords_) {
+    if (const auto* e = passwords_->find(c.user)) c.password = *e;
+  }
+  return c;
+}
+
+net::Task<ProbeResult> Monitor::probe(const config::BackendConfig& b) {
+  ProbeResult r;
+  r.node = b.id;
+  const auto creds = credentials();
+  pool::Params params = {{"user", creds.user},
+                         {"database", cfg_->health_check_database},
+                         {"application_name", "pgpilot health check"}};
+  const auto timeout =
+      cfg_->health_check_timeout.count() > 0 ? cfg_->health_check_timeout : cfg_->connect_timeout;
+  auto conn = co_await pool::connectServer(ctx_.get_executor(), b, params, creds, timeout, nullptr,
+                                           config::ServerSslMode::kDisable);
+  if (!conn) {
+    r.error = conn.error().str();
+    co_return r;
+  }
+  auto res = co_await (*conn)->query("SELECT pg_is_in_recovery()", timeout);
+  if (!res || res->rows.empty() || res->rows[0].empty() || !res->rows[0][0]) {
+    r.error = res ? "unexpected answer to pg_is_in_recovery()" : res.error().str();
+    (*conn)->stream().close();
+    co_return r;
+  }
+  r.reachable = true;
+  r.role = *res->rows[0][0] == "t" ? Role::kStandby : Role::kPrimary;
+  std::string out;
+  protocol::buildTerminate(out);
+  co_await (*conn)->stream().writeAll(out);
+  (*conn)->stream().close();
+  co_return r;
+}
+
+net::Task<void> Monitor::probeAll() {
+  auto current = state_.topology();
+  auto next = std::make_shared<Topology>(*current);
+  if (next->nodes.empty()) next = initialTopology(*cfg_);
+  bool changed = current->nodes.empty();
+  int primary = -1;
+  for (auto& n : next->nodes) {
+    auto r = co_await probe(n.backend);
+    const Role pg_role = r.reachable ? r.role : Role::kUnknown;
+    if (n.pg_up != r.reachable || n.pg_role != pg_role) changed = true;
+    if (!r.reachable && n.pg_up) {
+      log::logf(Level::kWarning, {.node = n.backend.id}, "node {} ({}:{}) is not reachable: {}",
+                n.backend.id, n.backend.hostname, n.backend.port, r.error);
+    } else if (!r.reachable && current->nodes.empty()) {
+      log::logf(Level::kWarning, {.node = n.backend.id}, "node {} ({}:{}) is not reachable: {}",
+                n.backend.id, n.backend.hostname, n.backend.port, r.error);
+    }
+    n.pg_up = r.reachable;
+    n.pg_role = pg_role;
+    if (r.reachable) n.role = r.role;
+    if (r.reachable && r.role == Role::kPrimary && primary < 0) primary = n.backend.id;
+  }
+  if (primary != next->primary) {
+    changed = true;
+    if (primary >= 0) {
+      log::logf(Level::kLog, {.node = primary}, "primary node is node {}", primary);
+    } else {
+      log::logf(Level::kWarning, "no primary node found: writes cannot be served");
+    }
+  }
+  next->primary = primary;
+  if (changed) {
+    next->version = current->version + 1;
+    state_.publish(std::move(next));
+  }
+}
+
+net::Task<void> Monitor::run() {
+  while (!stopped_) {
+    const auto t = state_.topology();
+    std::chrono::milliseconds period = cfg_->health_check_period;
+    if (t->primary < 0) period = std::chrono::seconds(1);  // keep searching for a primary
+    if (period.count() <= 0) period = std::chrono::seconds(10);
+    timer_.expires_after(period);
+    co_await timer_.async_wait(net::kUseAwaitable);
+    if (stopped_) break;
+    co_await probeAll();
+  }
+}
+
+void Monitor::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+}  // namespace pgpilot::cluster

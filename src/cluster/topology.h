@@ -1,0 +1,77 @@
+// Cluster model: the nodes, their status and roles, published as immutable snapshots.
+//
+// Purpose: the control thread owns cluster state and publishes a new Topology whenever
+// anything changes; worker threads read the current snapshot at each routing decision
+// (an atomic shared_ptr load, no lock on the query path) and never modify it.
+// NodeCounters are the only mutable shared data: relaxed atomic counters bumped by workers.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+
+namespace pgpilot::cluster {
+
+// pgpool's node status words: "up" (in use), "down" (detached), "waiting" (attached, no
+// session has used it yet — we report up), "unused" (configured, never attached).
+enum class NodeStatus { kUp, kDown, kUnused };
+enum class Role { kPrimary, kStandby, kUnknown };
+
+std::string_view statusName(NodeStatus s);
+std::string_view roleName(Role r);
+
+struct NodeState {
+  config::BackendConfig backend;
+  NodeStatus status = NodeStatus::kUp;
+  Role role = Role::kUnknown;     // the role pgpilot uses the node for
+  Role pg_role = Role::kUnknown;  // what the server itself said last time it was asked
+  bool pg_up = false;             // the server answered the last probe
+  std::chrono::system_clock::time_point last_status_change = std::chrono::system_clock::now();
+};
+
+struct Topology {
+  uint64_t version = 0;
+  std::vector<NodeState> nodes;
+  int primary = -1;  // node id of the primary, -1 when none is known
+
+  const NodeState* find(int id) const;
+  const NodeState* primaryNode() const { return primary < 0 ? nullptr : find(primary); }
+};
+
+inline constexpr int kMaxNodes = 128;
+
+// Per-node statistics bumped by workers (relaxed atomics; read by SHOW and /metrics).
+struct NodeCounters {
+  std::atomic<uint64_t> select_cnt{0};
+  std::atomic<uint64_t> statements{0};
+  std::atomic<uint64_t> server_errors{0};
+};
+
+// The shared cluster state: the current snapshot plus counters.
+class ClusterState {
+ public:
+  std::shared_ptr<const Topology> topology() const {
+    return topology_.load(std::memory_order_acquire);
+  }
+  // Control thread only.
+  void publish(std::shared_ptr<const Topology> t) {
+    topology_.store(std::move(t), std::memory_order_release);
+  }
+  NodeCounters& counters(int node) { return counters_[static_cast<size_t>(node) % kMaxNodes]; }
+
+ private:
+  std::atomic<std::shared_ptr<const Topology>> topology_{std::make_shared<const Topology>()};
+  std::array<NodeCounters, kMaxNodes> counters_;
+};
+
+// The initial topology from the configuration: every node up, roles unknown.
+std::shared_ptr<Topology> initialTopology(const config::Config& cfg);
+
+}  // namespace pgpilot::cluster

@@ -1,0 +1,702 @@
+#include "session/client_session.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cstring>
+
+#include "admin/show.h"
+
+namespace pgpilot::session {
+
+using log::Level;
+namespace fe = protocol::fe;
+namespace be = protocol::be;
+
+namespace {
+
+// Client->server: only Query bodies are needed whole (admin statements, statistics).
+bool clientWantsBody(char type) {
+  return type == fe::kQuery;
+}
+
+// Server->client: the small messages that drive the session state machine.
+bool serverWantsBody(char type) {
+  return type == be::kReadyForQuery || type == be::kParameterStatus || type == be::kErrorResponse ||
+         type == be::kCopyInResponse || type == be::kCopyOutResponse ||
+         type == be::kCopyBothResponse;
+}
+
+bool startsWithSelect(std::string_view sql) {
+  size_t i = 0;
+  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+  constexpr std::string_view kSelect = "select";
+  if (sql.size() - i < kSelect.size()) return false;
+  for (size_t k = 0; k < kSelect.size(); ++k) {
+    if (std::tolower(static_cast<unsigned char>(sql[i + k])) != kSelect[k]) return false;
+  }
+  return true;
+}
+
+std::string quoteLiteral(std::string_view v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'') out.push_back('\'');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+std::string quoteIdent(std::string_view v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+constexpr size_t kReadChunk = 64 * 1024;
+
+}  // namespace
+
+ClientSession::ClientSession(Worker& worker, net::Stream client)
+    : worker_(worker),
+      shared_(worker.shared()),
+      cfg_(worker.shared().cfg),
+      client_(std::move(client)),
+      client_write_(worker.context().get_executor()),
+      server_idle_(worker.context().get_executor()),
+      server_done_(worker.context().get_executor()) {
+  client_addr_ = client_.peerAddress();
+  id_ = shared_.session_seq.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+ClientSession::~ClientSession() {
+  if (registered_) worker_.unregisterSession(pid_);
+}
+
+log::Context ClientSession::logContext() const {
+  return log::Context{.session = id_,
+                      .node = server_ ? server_->node() : -1,
+                      .user = info_.user,
+                      .database = info_.database,
+                      .application = info_.application_name};
+}
+
+net::Task<std::error_code> ClientSession::writeClient(std::string_view data) {
+  co_await client_write_.lock();
+  auto ec = co_await client_.writeAll(data);
+  client_write_.unlock();
+  co_return ec;
+}
+
+net::Task<void> ClientSession::sendFatal(std::string_view sqlstate, std::string_view message,
+                                         std::string_view detail) {
+  std::string out;
+  protocol::buildError(out, "FATAL", sqlstate, message, detail);
+  log::logf(Level::kLog, logContext(), "closing client session: {} (SQLSTATE {})", message,
+            sqlstate);
+  co_await writeClient(out);
+}
+
+void ClientSession::cancel(int32_t key) {
+  if (key != key_ || !server_) return;
+  asio::co_spawn(worker_.context(),
+                 pool::sendCancel(worker_.context().get_executor(), server_->host(),
+                                  server_->port(), server_->backendPid(), server_->backendKey()),
+                 asio::detached);
+}
+
+void ClientSession::abort() {
+  aborted_ = true;
+  client_.close();
+  if (server_) server_->stream().close();
+}
+
+net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
+  ClientSession& s = *self;
+  const int max_clients = s.cfg_->max_client_connections;
+  const int now_clients = s.shared_.client_count.fetch_add(1) + 1;
+  if (now_clients > max_clients) {
+    co_await s.sendFatal("53300", "sorry, too many clients already");
+  } else {
+    bool ok = false;
+    {
+      net::Deadline auth_deadline(s.worker_.context().get_executor(),
+                                  s.cfg_->authentication_timeout, s.client_);
+      ok = co_await s.startup() && co_await s.authenticate();
+    }
+    if (ok && co_await s.attachServer()) co_await s.relay();
+  }
+  s.shared_.client_count.fetch_sub(1);
+  s.finish();
+}
+
+// ---- startup ---------------------------------------------------------------------------
+
+net::Task<bool> ClientSession::startup() {
+  pool::MessageReader reader(1024);
+  for (;;) {
+    auto [ec, frame] = co_await reader.next(client_, /*startup=*/true);
+    if (ec == std::errc::invalid_argument) {
+      co_await sendFatal("08P01", "invalid length of startup packet");
+      co_return false;
+    }
+    if (ec) co_return false;  // the client went away (or a port scanner)
+    auto pkt = protocol::parseStartupPacket(frame.body);
+    if (!pkt) {
+      co_await sendFatal("08P01", "invalid startup packet layout");
+      co_return false;
+    }
+    using Kind = protocol::StartupPacket::Kind;
+    switch (pkt->kind) {
+      case Kind::kSslRequest: {
+        if (reader.hasBuffered()) {  // bytes after SSLRequest would bypass TLS (CVE-2021-23214)
+          co_await sendFatal("08P01", "received unencrypted data after SSL request");
+          co_return false;
+        }
+        const char answer = shared_.client_tls && !client_.isTls() ? 'S' : 'N';
+        if (co_await client_.writeAll(std::string_view(&answer, 1))) co_return false;
+        if (answer == 'S') {
+          if (auto hec = co_await client_.tlsAccept(*shared_.client_tls)) {
+            log::logf(Level::kLog, logContext(), "TLS handshake with {} failed: {}", client_addr_,
+                      hec.message());
+            co_return false;
+          }
+        }
+        continue;
+      }
+      case Kind::kGssEncRequest: {
+        const char answer = 'N';  // GSSAPI encryption is not supported
+        if (co_await client_.writeAll(std::string_view(&answer, 1))) co_return false;
+        continue;
+      }
+      case Kind::kCancelRequest:
+        Worker::routeCancel(shared_, pkt->cancel_pid, pkt->cancel_key);
+        co_return false;
+      case Kind::kUnsupported:
+        co_await sendFatal("0A000",
+                           fmt::format("unsupported frontend protocol {}.{}: server supports 3.0",
+                                       pkt->code >> 16, pkt->code & 0xffff));
+        co_return false;
+      case Kind::kStartup:
+        break;
+    }
+    if ((pkt->code >> 16) != 3) {
+      co_await sendFatal("0A000",
+                         fmt::format("unsupported frontend protocol {}.{}: server supports 3.0",
+                                     pkt->code >> 16, pkt->code & 0xffff));
+      co_return false;
+    }
+    std::vector<std::string> unrecognized;
+    for (const auto& [k, v] : pkt->params) {
+      if (k == "user") {
+        info_.user = v;
+      } else if (k == "database") {
+        info_.database = v;
+      } else if (k == "options") {
+        info_.options = v;
+      } else if (k == "replication") {
+        co_await sendFatal("0A000", "pgpilot does not support replication connections");
+        co_return false;
+      } else if (k.starts_with("_pq_.")) {
+        unrecognized.push_back(k);
+      } else {
+        if (k == "application_name") info_.application_name = v;
+        info_.extra.emplace_back(k, v);
+      }
+    }
+    if (info_.user.empty()) {
+      co_await sendFatal("28000", "no PostgreSQL user name specified in startup packet");
+      co_return false;
+    }
+    if (info_.database.empty()) info_.database = info_.user;
+    // Protocol 3.x with x > 0 or _pq_ options: say what we speak (protocol docs,
+    // "Protocol versions"), then go on with 3.0.
+    if ((pkt->code & 0xffff) != 0 || !unrecognized.empty()) {
+      std::string out;
+      protocol::Writer w(out);
+      w.begin(be::kNegotiateProtocolVersion).int32(protocol::kProtocolV3);
+      w.int32(static_cast<int32_t>(unrecognized.size()));
+      for (const auto& u : unrecognized) w.cstring(u);
+      w.finish();
+      if (co_await client_.writeAll(out)) co_return false;
+    }
+    if (cfg_->log_connections) {
+      log::logf(Level::kLog, logContext(), "connection received: host={} user={} database={}",
+                client_addr_.empty() ? "[local]" : client_addr_, info_.user, info_.database);
+    }
+    co_return true;
+  }
+}
+
+// ---- client authentication ---------------------------------------------------------------
+
+net::Task<bool> ClientSession::authenticate() {
+  const auth::PasswordEntry* entry =
+      shared_.passwords ? shared_.passwords->find(info_.user) : nullptr;
+  creds_.user = info_.user;
+  if (entry) creds_.password = *entry;
+  auth::AuthMethod method = auth::AuthMethod::kTrust;
+  if (shared_.hba) {
+    method = shared_.hba->match({.user = info_.user,
+                                 .database = info_.database,
+                                 .address = client_addr_,
+                                 .ssl = client_.isTls()});
+  }
+  bool ok = true;
+  switch (method) {
+    case auth::AuthMethod::kTrust:
+      break;
+    case auth::AuthMethod::kReject:
+      co_await sendFatal("28000",
+                         fmt::format("pool_hba.conf rejects connection for host \"{}\", user "
+                                     "\"{}\", database \"{}\"{}",
+                                     client_addr_, info_.user, info_.database,
+                                     client_.isTls() ? ", SSL on" : ", no encryption"));
+      co_return false;
+    case auth::AuthMethod::kPassword:
+    case auth::AuthMethod::kMd5:
+    case auth::AuthMethod::kScramSha256:
+      ok = co_await authPassword(method, entry);
+      break;
+  }
+  if (!ok) co_return false;
+  std::string out;
+  protocol::buildAuthRequest(out, protocol::AuthCode::kOk);
+  co_return !(co_await client_.writeAll(out));
+}
+
+net::Task<bool> ClientSession::authPassword(auth::AuthMethod method,
+                                            const auth::PasswordEntry* entry) {
+  using Kind = auth::PasswordEntry::Kind;
+  const auto fail = [this]() -> net::Task<bool> {
+    co_await sendFatal("28P01",
+                       fmt::format("password authentication failed for user \"{}\"", info_.user));
+    co_return false;
+  };
+  if (!entry) {
+    // No secret known: run no exchange that could tell the client whether the user exists.
+    log::logf(Level::kLog, logContext(), "user \"{}\" has no entry in pool_passwd", info_.user);
+    co_return co_await fail();
+  }
+  // As PostgreSQL: an md5 rule with a SCRAM secret uses SCRAM.
+  if (method == auth::AuthMethod::kScramSha256 ||
+      (method == auth::AuthMethod::kMd5 && entry->kind == Kind::kScram)) {
+    if (entry->kind == Kind::kMd5) co_return co_await fail();
+    co_return co_await authScram(*entry);
+  }
+  pool::MessageReader reader(512);
+  std::string out;
+  std::string salt;
+  if (method == auth::AuthMethod::kMd5) {
+    salt = auth::randomBytes(4);
+    protocol::buildAuthRequest(out, protocol::AuthCode::kMd5Password, salt);
+  } else {
+    protocol::buildAuthRequest(out, protocol::AuthCode::kCleartextPassword);
+  }
+  if (co_await client_.writeAll(out)) co_return false;
+  auto [ec, frame] = co_await reader.next(client_, false, 10000);
+  if (ec) co_return false;
+  if (frame.type != fe::kPassword) {
+    co_await sendFatal("08P01",
+                       fmt::format("expected password response, got message type {}", frame.type));
+    co_return false;
+  }
+  auto given = protocol::parsePasswordMessage(frame.body);
+  if (!given) {
+    co_await sendFatal("08P01", "invalid password packet");
+    co_return false;
+  }
+  bool ok = false;
+  if (method == auth::AuthMethod::kMd5) {
+    const std::string hash = entry->kind == Kind::kPlain
+                                 ? auth::md5PasswordHash(entry->secret, info_.user)
+                                 : entry->secret;
+    ok = *given == auth::md5Response(hash, salt);
+  } else if (entry->kind == Kind::kPlain) {
+    ok = *given == entry->secret;
+  } else if (entry->kind == Kind::kMd5) {
+    ok = auth::md5PasswordHash(*given, info_.user) == entry->secret;
+  } else {
+    auto v = auth::parseScramVerifier(entry->secret);
+    ok = v && auth::formatScramVerifier(auth::makeScramVerifier(*given, v->iterations, v->salt)) ==
+                  entry->secret;
+    if (ok) creds_.password = auth::PasswordEntry{Kind::kPlain, std::string(*given)};
+  }
+  if (!ok) co_return co_await fail();
+  co_return true;
+}
+
+net::Task<bool> ClientSession::authScram(const auth::PasswordEntry& entry) {
+  using Kind = auth::PasswordEntry::Kind;
+  std::optional<auth::ScramVerifier> verifier =
+      entry.kind == Kind::kScram ? auth::parseScramVerifier(entry.secret)
+                                 : std::optional(auth::makeScramVerifier(entry.secret));
+  if (!verifier) {
+    co_await sendFatal("28P01", "invalid SCRAM secret in pool_passwd");
+    co_return false;
+  }
+  const std::string server_key = verifier->server_key;
+  auth::ScramServer scram(std::move(*verifier));
+  pool::MessageReader reader(512);
+  std::string out;
+  protocol::buildAuthRequest(out, protocol::AuthCode::kSasl, std::string("SCRAM-SHA-256\0\0", 15));
+  if (co_await client_.writeAll(out)) co_return false;
+
+  auto [ec, frame] = co_await reader.next(client_, false, 10000);
+  if (ec) co_return false;
+  auto init =
+      frame.type == fe::kPassword ? protocol::parseSaslInitialResponse(frame.body) : std::nullopt;
+  if (!init || init->mechanism != "SCRAM-SHA-256") {
+    co_await sendFatal("08P01", "client selected an invalid SASL authentication mechanism");
+    co_return false;
+  }
+  auto server_first = scram.handleClientFirst(init->data);
+  if (!server_first) {
+    co_await sendFatal("08P01", server_first.error().message);
+    co_return false;
+  }
+  out.clear();
+  protocol::buildAuthRequest(out, protocol::AuthCode::kSaslContinue, *server_first);
+  if (co_await client_.writeAll(out)) co_return false;
+
+  auto [ec2, frame2] = co_await reader.next(client_, false, 10000);
+  if (ec2) co_return false;
+  if (frame2.type != fe::kPassword) {
+    co_await sendFatal("08P01", "expected SASL response");
+    co_return false;
+  }
+  auto server_final = scram.handleClientFinal(frame2.body);
+  if (!server_final) {
+    co_await sendFatal("28P01",
+                       fmt::format("password authentication failed for user \"{}\"", info_.user));
+    co_return false;
+  }
+  out.clear();
+  protocol::buildAuthRequest(out, protocol::AuthCode::kSaslFinal, *server_final);
+  if (co_await client_.writeAll(out)) co_return false;
+  if (entry.kind == Kind::kScram) {
+    // Only a verifier is stored: remember the proven keys for SCRAM pass-through.
+    creds_.scram_client_key = scram.clientKey();
+    creds_.scram_server_key = server_key;
+  }
+  co_return true;
+}
+
+// ---- server attachment -----------------------------------------------------------------
+
+net::Task<bool> ClientSession::attachServer() {
+  // Every statement goes to the primary in this release; wait (bounded) while none is known.
+  auto topo = shared_.cluster->topology();
+  const auto wait_until = pool::Clock::now() + shared_.primary_wait;
+  while (!topo->primaryNode() && pool::Clock::now() < wait_until) {
+    asio::steady_timer t(worker_.context());
+    t.expires_after(std::chrono::milliseconds(100));
+    co_await t.async_wait(net::kUseAwaitable);
+    if (aborted_) co_return false;
+    topo = shared_.cluster->topology();
+  }
+  const cluster::NodeState* node = topo->primaryNode();
+  if (!node) {
+    co_await sendFatal("57P03", "no primary node is available",
+                       "pgpilot waited for a primary node and found none");
+    co_return false;
+  }
+  pool_key_ = pool::PoolKey{node->backend.id, info_.user, info_.database, info_.options};
+  pool::Params startup = {{"user", info_.user}, {"database", info_.database}};
+  if (!info_.options.empty()) startup.emplace_back("options", info_.options);
+  auto conn = co_await worker_.pool().acquire(pool_key_, node->backend, startup, creds_);
+  if (!conn) {
+    const auto& err = conn.error();
+    if (err.connection_failed) {
+      log::logf(Level::kWarning, logContext(), "cannot get a server connection: {}", err.str());
+    }
+    std::string out;
+    protocol::ErrorFields f = err.fields;
+    f.severity = "FATAL";
+    protocol::buildError(out, f);
+    co_await writeClient(out);
+    co_return false;
+  }
+  server_ = std::move(*conn);
+  // Apply the client's own startup parameters (the pooled connection was opened without
+  // them, or for another client). Reported parameters already equal are skipped.
+  std::string set_sql;
+  for (const auto& [k, v] : info_.extra) {
+    auto it = server_->params().find(k);
+    if (it != server_->params().end() && it->second == v) continue;
+    set_sql += fmt::format("SET {} = {};", quoteIdent(k), quoteLiteral(v));
+  }
+  if (!set_sql.empty()) {
+    auto r = co_await server_->query(set_sql, cfg_->connect_timeout);
+    if (!r) {
+      std::string out;
+      protocol::ErrorFields f = r.error().fields;
+      f.severity = "FATAL";
+      protocol::buildError(out, f);
+      co_await writeClient(out);
+      worker_.pool().release(std::move(server_), pool_key_, !r.error().connection_failed);
+      co_return false;
+    }
+  }
+  int32_t pid = worker_.registerSession(this);
+  pid_ = pid;
+  registered_ = true;
+  key_ = worker_.randomKey();
+  std::string out;
+  for (const auto& [k, v] : server_->params()) protocol::buildParameterStatus(out, k, v);
+  protocol::buildBackendKeyData(out, pid_, key_);
+  protocol::buildReadyForQuery(out, server_->txStatus());
+  tx_status_ = server_->txStatus();
+  co_return !(co_await writeClient(out));
+}
+
+// ---- relaying --------------------------------------------------------------------------
+
+net::Task<void> ClientSession::relay() {
+  asio::co_spawn(worker_.context(), serverPump(), [this](std::exception_ptr e, bool clean) {
+    server_clean_ = !e && clean;
+    server_finished_ = true;
+    server_done_.notify();
+  });
+  co_await clientPump();
+  client_gone_ = true;
+  if (!server_finished_) {
+    if (pending_ == 0 && !copy_in_) {
+      server_->stream().cancel();  // wake the pump; the server owes us nothing
+    } else {
+      // The client left mid-query or mid-COPY: stop the server's work and drain what it
+      // still sends, so the connection is clean before anybody reuses it.
+      if (copy_in_) {
+        std::string fail;
+        protocol::Writer(fail).begin(fe::kCopyFail).cstring("client disconnected").finish();
+        co_await server_->stream().writeAll(fail);
+      } else {
+        co_await pool::sendCancel(worker_.context().get_executor(), server_->host(),
+                                  server_->port(), server_->backendPid(), server_->backendKey());
+      }
+      net::Deadline drain(worker_.context().get_executor(), std::chrono::seconds(10),
+                          server_->stream());
+      while (!server_finished_) co_await server_done_.wait(std::chrono::seconds(1));
+      co_return;
+    }
+  }
+  while (!server_finished_) co_await server_done_.wait(std::chrono::seconds(1));
+}
+
+net::Task<void> ClientSession::clientPump() {
+  protocol::StreamScanner scanner(&clientWantsBody);
+  std::string buf;
+  buf.resize(kReadChunk);
+  size_t have = 0;
+  auto& counters = shared_.cluster->counters(server_->node());
+  for (;;) {
+    if (have == buf.size()) buf.resize(buf.size() * 2);
+    auto [ec, n] = co_await client_.readSome(asio::buffer(buf.data() + have, buf.size() - have));
+    if (ec || server_finished_) co_return;
+    have += n;
+    std::string_view data(buf.data(), have);
+    size_t pos = 0;
+    size_t fwd_start = 0;  // start of the bytes not yet forwarded
+    bool terminate = false;
+    bool invalid = false;
+    while (pos < data.size()) {
+      auto step = scanner.next(data.substr(pos));
+      if (step.kind == protocol::ScanKind::kNeedMoreData) {
+        // A Query larger than the buffer: grow to hold it whole.
+        if (step.length + 1 > buf.size()) buf.resize(step.length + 1);
+        break;
+      }
+      if (step.kind == protocol::ScanKind::kInvalid) {
+        invalid = true;
+        break;
+      }
+      if (step.kind == protocol::ScanKind::kMessage) {  // a Query
+        counters.statements.fetch_add(1, std::memory_order_relaxed);
+        auto sql = protocol::parseQuery(step.body).value_or(std::string_view{});
+        const auto cmd = admin::recognize(sql);
+        if (cmd != admin::AdminCommand::kNone) {
+          // Forward what came before, then answer in order once the server is idle.
+          if (pos > fwd_start) {
+            if (co_await server_->stream().writeAll(data.substr(fwd_start, pos - fwd_start))) {
+              co_return;
+            }
+          }
+          while (pending_ > 0 && !server_finished_)
+            co_await server_idle_.wait(std::chrono::seconds(1));
+          if (server_finished_) co_return;
+          co_await answerAdmin(sql);
+          pos += step.size;
+          fwd_start = pos;
+          continue;
+        }
+        if (startsWithSelect(sql)) counters.select_cnt.fetch_add(1, std::memory_order_relaxed);
+        ++pending_;
+        copy_in_ = false;
+      } else if (step.kind == protocol::ScanKind::kHeader) {
+        switch (step.type) {
+          case fe::kSync:
+          case fe::kFunctionCall:
+            ++pending_;
+            break;
+          case fe::kParse:
+            counters.statements.fetch_add(1, std::memory_order_relaxed);
+            break;
+          case fe::kCopyDone:
+          case fe::kCopyFail:
+            copy_in_ = false;
+            break;
+          case fe::kTerminate:
+            terminate = true;
+            break;
+          default:
+            break;
+        }
+        if (terminate) break;
+      }
+      pos += step.size;
+    }
+    if (pos > fwd_start) {
+      if (co_await server_->stream().writeAll(data.substr(fwd_start, pos - fwd_start))) co_return;
+    }
+    if (invalid) {
+      co_await sendFatal("08P01", "invalid message length from client");
+      co_return;
+    }
+    if (terminate) co_return;
+    // Keep the unprocessed tail (a partial header or a partial Query) for the next read.
+    if (pos < have) std::memmove(buf.data(), buf.data() + pos, have - pos);
+    have -= pos;
+  }
+}
+
+net::Task<bool> ClientSession::serverPump() {
+  protocol::StreamScanner scanner(&serverWantsBody);
+  std::string buf;
+  buf.resize(kReadChunk);
+  size_t have = 0;
+  bool sent_fatal = false;
+  // Bytes read during startup that belong to the relay phase.
+  if (!server_->pending().empty()) {
+    const std::string p = std::move(server_->pending());
+    server_->pending().clear();
+    if (p.size() > buf.size()) buf.resize(p.size());
+    std::memcpy(buf.data(), p.data(), p.size());
+    have = p.size();
+  }
+  bool process_first = have > 0;
+  for (;;) {
+    std::error_code ec;
+    if (!process_first) {
+      if (have == buf.size()) buf.resize(buf.size() * 2);
+      auto [rec, n] =
+          co_await server_->stream().readSome(asio::buffer(buf.data() + have, buf.size() - have));
+      ec = rec;
+      have += n;
+    }
+    process_first = false;
+    if (ec) {
+      if (client_gone_ && pending_ == 0 && ec == asio::error::operation_aborted) {
+        co_return scanner.atBoundary();
+      }
+      if (!client_gone_ && !aborted_) {
+        if (!sent_fatal) {
+          log::logf(Level::kWarning, logContext(), "lost connection to node {}: {}",
+                    server_->node(), ec.message());
+          co_await sendFatal("08006", "server connection to the database node was lost",
+                             "the server closed the connection or the network failed");
+        }
+        client_.close();
+      }
+      co_return false;
+    }
+    std::string_view data(buf.data(), have);
+    size_t pos = 0;
+    int rfq = 0;
+    while (pos < data.size()) {
+      auto step = scanner.next(data.substr(pos));
+      if (step.kind == protocol::ScanKind::kNeedMoreData) {
+        if (step.length + 1 > buf.size()) buf.resize(step.length + 1);
+        break;
+      }
+      if (step.kind == protocol::ScanKind::kInvalid) {
+        log::logf(Level::kWarning, logContext(), "invalid message from node {}", server_->node());
+        client_.close();
+        co_return false;
+      }
+      if (step.kind == protocol::ScanKind::kMessage) {
+        switch (step.type) {
+          case be::kReadyForQuery:
+            tx_status_ = protocol::parseReadyForQuery(step.body).value_or('I');
+            ++rfq;
+            copy_in_ = false;
+            break;
+          case be::kParameterStatus:
+            if (auto p = protocol::parseParameterStatus(step.body)) {
+              server_->params()[std::string(p->name)] = std::string(p->value);
+            }
+            break;
+          case be::kErrorResponse:
+            if (auto f = protocol::parseErrorFields(step.body)) {
+              if (f->severity == "FATAL" || f->severity == "PANIC") sent_fatal = true;
+            }
+            break;
+          case be::kCopyInResponse:
+          case be::kCopyBothResponse:
+            copy_in_ = true;
+            break;
+          default:
+            break;
+        }
+      }
+      pos += step.size;
+    }
+    if (pos > 0 && !client_gone_) {
+      if (co_await writeClient(data.substr(0, pos))) {
+        // The client is gone; keep draining the server until it is idle.
+        client_gone_ = true;
+        client_.close();
+      }
+    }
+    if (rfq > 0) {
+      pending_ = std::max(0, pending_ - rfq);
+      server_->setTxStatus(tx_status_);
+      if (pending_ == 0) server_idle_.notify();
+    }
+    if (pos < have) std::memmove(buf.data(), buf.data() + pos, have - pos);
+    have -= pos;
+    if (client_gone_ && pending_ == 0 && !copy_in_ && scanner.atBoundary() && have == 0) {
+      co_return true;
+    }
+  }
+}
+
+net::Task<void> ClientSession::answerAdmin(std::string_view sql) {
+  auto topo = shared_.cluster->topology();
+  admin::AdminContext ctx{.topology = topo.get(),
+                          .state = shared_.cluster,
+                          .session_node = server_ ? server_->node() : -1};
+  std::string out;
+  admin::answer(admin::recognize(sql), ctx, out);
+  protocol::buildReadyForQuery(out, tx_status_);
+  co_await writeClient(out);
+}
+
+void ClientSession::finish() {
+  if (server_) {
+    const bool clean = server_finished_ && server_clean_ && pending_ == 0 && !copy_in_;
+    server_->setTxStatus(tx_status_);
+    worker_.pool().release(std::move(server_), pool_key_, clean);
+  }
+  client_.close();
+  if (cfg_->log_disconnections) {
+    log::logf(Level::kLog, logContext(), "disconnection: user={} database={} host={}", info_.user,
+              info_.database, client_addr_.empty() ? "[local]" : client_addr_);
+  }
+}
+
+}  // namespace pgpilot::session

@@ -1,0 +1,191 @@
+#include "session/worker.h"
+
+#include <fmt/format.h>
+
+#include "common/log.h"
+#include "session/client_session.h"
+
+namespace pgpilot::session {
+
+using log::Level;
+
+Worker::Worker(Shared& shared, int index)
+    : shared_(shared), index_(index), ctx_(1), rng_(std::random_device{}()), reap_timer_(ctx_) {
+  pool_ = std::make_unique<pool::Pool>(
+      ctx_.get_executor(), shared_.limits, shared_.server_tls, [this](const pool::PoolKey& key) {
+        for (Worker* w : shared_.workers) {
+          if (w == this) continue;
+          asio::post(w->context(), [w, key] { w->pool().evictOne(key); });
+        }
+      });
+  const auto& cfg = *shared_.cfg;
+  pool::PoolSettings ps;
+  ps.max_pool = cfg.max_pool;
+  ps.wait_timeout = cfg.pool_wait_timeout;
+  ps.connect_timeout = cfg.connect_timeout;
+  ps.life_time = cfg.connection_life_time;
+  ps.idle_timeout = cfg.server_idle_timeout;
+  ps.reset_queries = pool::splitResetQueries(cfg.reset_query_list);
+  ps.sslmode = cfg.backend_sslmode;
+  pool_->setSettings(std::move(ps));
+}
+
+Worker::~Worker() {
+  join();
+}
+
+std::expected<void, std::string> Worker::listen() {
+  const auto& cfg = *shared_.cfg;
+  std::vector<std::string> addrs;
+  for (const auto& a : cfg.listen_addresses) {
+    if (a == "*") {
+      addrs = {"0.0.0.0", "::"};
+      break;
+    }
+    addrs.push_back(a == "localhost" ? "127.0.0.1" : a);
+  }
+  for (const auto& a : addrs) {
+    std::error_code ec;
+    auto addr = asio::ip::make_address(a, ec);
+    if (ec) return std::unexpected(fmt::format("invalid listen address \"{}\"", a));
+    net::tcp::endpoint ep(addr, static_cast<unsigned short>(cfg.port));
+    auto acc = std::make_unique<net::tcp::acceptor>(ctx_);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      // Every worker binds the same port; the kernel spreads new connections over them.
+      int one = 1;
+      if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        ec = std::error_code(errno, std::system_category());
+      }
+    }
+    if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(cfg.listen_backlog, ec);
+    if (ec) {
+      return std::unexpected(
+          fmt::format("could not listen on {}:{}: {}", a, cfg.port, ec.message()));
+    }
+    acceptors_.push_back(std::move(acc));
+  }
+  return {};
+}
+
+void Worker::start() {
+  work_.emplace(ctx_.get_executor());
+  for (auto& acc : acceptors_) asio::co_spawn(ctx_, acceptLoop(*acc), asio::detached);
+  asio::co_spawn(ctx_, reapLoop(), asio::detached);
+  thread_ = std::thread([this] {
+    for (;;) {
+      try {
+        ctx_.run();
+        break;
+      } catch (const std::exception& e) {
+        // A bug escaped a handler: log it and keep the worker (and every other session)
+        // alive rather than taking the process down.
+        log::logf(Level::kError, "worker {}: unexpected exception: {}", index_, e.what());
+      }
+    }
+  });
+}
+
+net::Task<void> Worker::acceptLoop(net::tcp::acceptor& acceptor) {
+  for (;;) {
+    auto [ec, sock] = co_await acceptor.async_accept(net::kUseAwaitable);
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) {
+      // EMFILE and friends: back off briefly instead of spinning.
+      log::logf(Level::kWarning, "accept failed: {}", ec.message());
+      asio::steady_timer t(ctx_);
+      t.expires_after(std::chrono::milliseconds(100));
+      co_await t.async_wait(net::kUseAwaitable);
+      continue;
+    }
+    std::error_code ignored;
+    sock.set_option(net::tcp::no_delay(true), ignored);
+    sock.set_option(asio::socket_base::keep_alive(true), ignored);
+    auto session = std::make_unique<ClientSession>(*this, net::Stream(std::move(sock)));
+    session_count_.fetch_add(1, std::memory_order_relaxed);
+    asio::co_spawn(ctx_, ClientSession::run(std::move(session)), [this](std::exception_ptr e) {
+      session_count_.fetch_sub(1, std::memory_order_relaxed);
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::logf(Level::kError, "session ended by an internal error: {}", ex.what());
+        }
+      }
+    });
+  }
+}
+
+net::Task<void> Worker::reapLoop() {
+  for (;;) {
+    reap_timer_.expires_after(std::chrono::seconds(1));
+    auto [ec] = co_await reap_timer_.async_wait(net::kUseAwaitable);
+    if (ec) co_return;
+    pool_->reap();
+  }
+}
+
+void Worker::stopAccepting() {
+  asio::post(ctx_, [this] {
+    for (auto& acc : acceptors_) {
+      std::error_code ignored;
+      acc->close(ignored);
+    }
+  });
+}
+
+void Worker::closeSessions() {
+  asio::post(ctx_, [this] {
+    for (auto& [pid, s] : sessions_) s->abort();
+  });
+}
+
+void Worker::stop() {
+  asio::post(ctx_, [this] {
+    reap_timer_.cancel();
+    pool_->closeAll();
+    work_.reset();
+    ctx_.stop();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+int32_t Worker::registerSession(ClientSession* s) {
+  // pid = worker index in the high bits + a sequence number that skips live ones.
+  for (;;) {
+    const uint32_t seq = next_pid_++ & ((1U << kPidWorkerShift) - 1);
+    if (seq == 0) continue;
+    const auto pid = static_cast<int32_t>((static_cast<uint32_t>(index_) << kPidWorkerShift) | seq);
+    if (sessions_.emplace(pid, s).second) return pid;
+  }
+}
+
+void Worker::unregisterSession(int32_t pid) {
+  sessions_.erase(pid);
+}
+
+ClientSession* Worker::findSession(int32_t pid) {
+  auto it = sessions_.find(pid);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+int32_t Worker::randomKey() {
+  return static_cast<int32_t>(rng_());
+}
+
+void Worker::routeCancel(Shared& shared, int32_t pid, int32_t key) {
+  const auto idx = static_cast<size_t>(static_cast<uint32_t>(pid) >> kPidWorkerShift);
+  if (idx >= shared.workers.size()) return;
+  Worker* w = shared.workers[idx];
+  asio::post(w->context(), [w, pid, key] {
+    if (ClientSession* s = w->findSession(pid)) s->cancel(key);
+  });
+}
+
+}  // namespace pgpilot::session

@@ -1,0 +1,74 @@
+// Worker: one thread with its own io_context, SO_REUSEPORT listeners, client sessions and
+// server-connection pool. A client session and its server connections live on one worker
+// for their whole life, so the query path takes no locks.
+//
+// Other threads talk to a worker only by posting to its io_context (cancel requests,
+// evictions, shutdown).
+#pragma once
+
+#include <memory>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "pool/pool.h"
+#include "session/shared.h"
+
+namespace pgpilot::session {
+
+class ClientSession;
+
+class Worker {
+ public:
+  Worker(Shared& shared, int index);
+  ~Worker();
+
+  // Opens the listeners (throws nothing; returns an error text on failure).
+  std::expected<void, std::string> listen();
+  void start();
+  // Stops accepting new clients (smart shutdown).
+  void stopAccepting();
+  // Ends every client session now (fast shutdown).
+  void closeSessions();
+  void stop();
+  void join();
+
+  asio::io_context& context() { return ctx_; }
+  pool::Pool& pool() { return *pool_; }
+  Shared& shared() { return shared_; }
+  int index() const { return index_; }
+  size_t sessionCount() const { return session_count_.load(std::memory_order_relaxed); }
+
+  // Session registry (worker thread only): cancel keys and shutdown.
+  int32_t registerSession(ClientSession* s);
+  void unregisterSession(int32_t pid);
+  ClientSession* findSession(int32_t pid);
+  int32_t randomKey();
+
+  // Handles a CancelRequest that arrived on any worker.
+  static void routeCancel(Shared& shared, int32_t pid, int32_t key);
+
+ private:
+  net::Task<void> acceptLoop(net::tcp::acceptor& acceptor);
+  net::Task<void> reapLoop();
+
+  Shared& shared_;
+  int index_;
+  asio::io_context ctx_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::unique_ptr<net::tcp::acceptor>> acceptors_;
+  std::unique_ptr<pool::Pool> pool_;
+  std::unordered_map<int32_t, ClientSession*> sessions_;
+  std::atomic<size_t> session_count_{0};
+  uint32_t next_pid_ = 1;
+  std::mt19937 rng_;
+  std::thread thread_;
+  asio::steady_timer reap_timer_;
+};
+
+// pid encoding in BackendKeyData: the worker index in the high bits, so a CancelRequest
+// can be sent to the right worker without any shared lookup table.
+inline constexpr int kPidWorkerShift = 22;
+
+}  // namespace pgpilot::session
