@@ -78,7 +78,7 @@ enum class AuthCode : int32_t {
 struct StartupPacket {
   enum class Kind { kStartup, kSslRequest, kGssEncRequest, kCancelRequest, kUnsupported };
   Kind kind = Kind::kUnsupported;
-  int32_t code = 0;  // protocol version or request code
+  int32_t code = 0;                                         // protocol version or request code
   std::vector<std::pair<std::string, std::string>> params;  // kStartup only
   int32_t cancel_pid = 0;                                   // kCancelRequest only
   int32_t cancel_key = 0;
@@ -127,7 +127,8 @@ void buildError(std::string& out, std::string_view severity, std::string_view sq
 // `extra` follows the code: the 4-byte salt for kMd5Password, the SASL data for
 // kSaslContinue/kSaslFinal. For kSasl it is the mechanism list as NUL-separated names
 // ("SCRAM-SHA-256" or "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256"); the builder adds the
-// terminators, and parseAuthRequest returns the same form, so the two round-trip.
+// terminators, and parseAuthRequest returns the same form, so the two round-trip. An
+// already terminated list ("SCRAM-SHA-256\0\0") is accepted too and written unchanged.
 void buildAuthRequest(std::string& out, AuthCode code, std::string_view extra = {});
 void buildParameterStatus(std::string& out, std::string_view name, std::string_view value);
 void buildBackendKeyData(std::string& out, int32_t pid, int32_t key);
@@ -144,8 +145,7 @@ void buildDataRow(std::string& out, const std::vector<std::optional<std::string>
 
 void buildQuery(std::string& out, std::string_view sql);
 void buildPasswordMessage(std::string& out, std::string_view password);
-void buildSaslInitialResponse(std::string& out, std::string_view mechanism,
-                              std::string_view data);
+void buildSaslInitialResponse(std::string& out, std::string_view mechanism, std::string_view data);
 void buildSaslResponse(std::string& out, std::string_view data);
 void buildTerminate(std::string& out);
 void buildSync(std::string& out);
