@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace pgpilot::pool {
 
 using protocol::AuthCode;
@@ -104,7 +106,8 @@ std::expected<std::string, ServerError> answerAuth(const protocol::AuthRequest& 
       return out;
     }
     case AuthCode::kSasl: {
-      if (req.data.find("SCRAM-SHA-256") == std::string_view::npos) {
+      const auto mechs = protocol::splitSaslMechanisms(req.data);
+      if (std::find(mechs.begin(), mechs.end(), "SCRAM-SHA-256") == mechs.end()) {
         return std::unexpected(makeError("28000", "server offered no supported SASL mechanism"));
       }
       if (plain) {

@@ -496,7 +496,27 @@ net::Task<void> ClientSession::clientPump() {
   auto& counters = shared_.cluster->counters(server_->node());
   for (;;) {
     if (have == buf.size()) buf.resize(buf.size() * 2);
+    // client_idle_limit (pgpool): a client idle outside a transaction for too long is
+    // disconnected; inside a transaction it is left alone, as in pgpool-II.
+    std::optional<asio::steady_timer> idle_timer;
+    bool idle_expired = false;
+    if (cfg_->client_idle_limit.count() > 0 && pending_ == 0 && tx_status_ == 'I' &&
+        scanner.atBoundary()) {
+      idle_timer.emplace(worker_.context(), cfg_->client_idle_limit);
+      idle_timer->async_wait([this, &idle_expired](std::error_code tec) {
+        if (tec) return;
+        idle_expired = true;
+        client_.cancel();
+      });
+    }
     auto [ec, n] = co_await client_.readSome(asio::buffer(buf.data() + have, buf.size() - have));
+    if (idle_timer) idle_timer->cancel();
+    if (idle_expired) {
+      co_await sendFatal("57P05", "terminating connection due to client_idle_limit",
+                         fmt::format("the client was idle for more than {} s",
+                                     cfg_->client_idle_limit.count() / 1000));
+      co_return;
+    }
     if (ec || server_finished_) co_return;
     have += n;
     std::string_view data(buf.data(), have);
@@ -535,6 +555,7 @@ net::Task<void> ClientSession::clientPump() {
           continue;
         }
         if (startsWithSelect(sql)) counters.select_cnt.fetch_add(1, std::memory_order_relaxed);
+        if (cfg_->log_statement) log::logf(Level::kLog, logContext(), "statement: {}", sql);
         ++pending_;
         copy_in_ = false;
       } else if (step.kind == protocol::ScanKind::kHeader) {
