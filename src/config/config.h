@@ -1,0 +1,162 @@
+// pgpilot configuration: an immutable snapshot of every setting.
+//
+// Purpose: parsed once from a postgresql.conf-syntax file (pgpool-II-compatible names where
+// the meaning is the same) and passed around as std::shared_ptr<const Config>. Nothing
+// mutates a Config after loading; a reload builds a new one.
+// Thread-safety: immutable after load; share freely.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgpilot::config {
+
+enum class BackendFlag { kAllowToFailover, kDisallowToFailover, kAlwaysPrimary };
+
+struct BackendConfig {
+  int id = 0;
+  std::string hostname;  // host name, IP, or a unix socket directory (starts with '/')
+  int port = 5432;
+  double weight = 1.0;
+  std::string data_directory;
+  BackendFlag flag = BackendFlag::kAllowToFailover;
+  std::string application_name;
+  // False when backend_flag contains DISALLOW_TO_FAILOVER. Kept apart from `flag` because
+  // pgpool allows 'ALWAYS_PRIMARY|DISALLOW_TO_FAILOVER' (flag is then kAlwaysPrimary).
+  bool allow_failover = true;
+};
+
+enum class ServerSslMode { kDisable, kPrefer, kRequire };
+
+struct Config {
+  // Where the file came from (for messages and reload).
+  std::string source_path;
+
+  // ---- connections (pgpool names) ----
+  std::vector<std::string> listen_addresses = {"localhost"};  // "*" = all
+  int port = 9999;
+  int listen_backlog = 1024;
+  int max_client_connections = 10000;  // ours; pgpool has num_init_children
+
+  // ---- threads (ours) ----
+  int worker_threads = 0;  // 0 = one per core
+
+  // ---- backends ----
+  std::vector<BackendConfig> backends;
+
+  // ---- pooling ----
+  int max_pool = 100;  // server connections per (node, user, database), across workers
+  std::chrono::milliseconds pool_wait_timeout{5000};      // ours: bounded wait when full
+  std::chrono::milliseconds connection_life_time{0};      // pgpool: 0 = no limit
+  std::chrono::milliseconds server_idle_timeout{300000};  // ours; idle pooled conn closed
+  std::chrono::milliseconds client_idle_limit{0};         // pgpool: 0 = no limit
+  std::string reset_query_list = "DISCARD ALL";           // ';'-separated? pgpool: list
+  std::chrono::milliseconds connect_timeout{10000};       // to servers
+  std::chrono::milliseconds authentication_timeout{60000};
+
+  // ---- authentication ----
+  bool enable_pool_hba = false;
+  std::string pool_hba_file;  // hba-style rules; relative paths resolved to the config dir
+  std::string pool_passwd;    // password file (pgpool's pool_passwd formats)
+  bool allow_clear_text_frontend_auth = false;
+
+  // ---- TLS towards clients ----
+  bool ssl = false;
+  std::string ssl_cert;
+  std::string ssl_key;
+  std::string ssl_ca_cert;
+  std::string ssl_ciphers = "HIGH:MEDIUM:+3DES:!aNULL";
+  bool ssl_prefer_server_ciphers = false;
+  // ---- TLS towards servers (ours) ----
+  ServerSslMode backend_sslmode = ServerSslMode::kDisable;
+
+  // ---- health check / roles (used by cluster) ----
+  std::string sr_check_user;
+  std::string sr_check_password;
+  std::string sr_check_database = "postgres";
+  std::chrono::milliseconds sr_check_period{10000};  // pgpool: role/lag check interval
+  std::string health_check_user;
+  std::string health_check_password;
+  std::string health_check_database = "postgres";
+  std::chrono::milliseconds health_check_period{0};
+  std::chrono::milliseconds health_check_timeout{20000};
+
+  // ---- logging ----
+  std::string log_min_messages = "warning";  // error, warning, notice, info, debug1..debug5
+  std::string log_destination = "stderr";    // stderr or a file path via log_file
+  std::string log_file;                      // ours: when set, logs go to this file
+  bool log_connections = false;
+  bool log_disconnections = false;
+  bool log_statement = false;
+  std::string log_line_prefix = "%t: pid %p: ";  // pgpool-style; %u user %d db %a app
+
+  // ---- process ----
+  std::string pid_file_name = "/tmp/pgpilot.pid";
+  std::string logdir = "/tmp";  // where the status file lives (pgpool: logdir)
+  std::chrono::milliseconds smart_shutdown_timeout{30000};  // ours
+};
+
+// A problem found while loading: "file:line: message".
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 0 when not tied to one line
+  std::string message;
+  std::string str() const;
+};
+
+// Non-fatal messages produced while loading (unimplemented pgpool keys, ignored keys).
+struct LoadResult {
+  std::shared_ptr<const Config> config;
+  std::vector<std::string> warnings;
+  std::vector<std::string> notices;
+};
+
+// Loads and validates a config file. Every unknown key or bad value is an error naming
+// file, line and key; keys that pgpool-II knows but pgpilot does not implement produce one
+// warning each.
+std::expected<LoadResult, ConfigError> loadFile(const std::string& path);
+// Same, from text (tests, fuzzing). `name` is used in messages; relative include targets
+// and relative file names are resolved against its directory.
+std::expected<LoadResult, ConfigError> loadString(std::string_view text, const std::string& name);
+
+struct LoadOptions {
+  // When false, include / include_if_exists / include_dir are errors, so loading touches
+  // no file at all (the fuzzer must not read /dev/stdin because an input said so).
+  bool follow_includes = true;
+};
+std::expected<LoadResult, ConfigError> loadString(std::string_view text, const std::string& name,
+                                                  const LoadOptions& options);
+
+// ---- helpers for reload and SHOW (see docs/configuration.md) ----
+
+// True when a change of `key` only takes effect after a restart. Accepts backend keys with
+// their numeric suffix ("backend_port1"). Unknown keys return false.
+bool needsRestart(std::string_view key);
+
+// Names of the settings whose values differ between two snapshots, in key-table order,
+// then backend keys ("backend_hostname2") by backend id. A backend present in only one
+// snapshot contributes all of its keys.
+std::vector<std::string> diffKeys(const Config& a, const Config& b);
+
+// The subset of diffKeys(old_config, new_config) that a reload cannot apply. Like pgpool,
+// adding a new backend is allowed on reload; changing the address of an existing one is not.
+std::vector<std::string> restartRequiredKeys(const Config& old_config, const Config& new_config);
+
+// One row of SHOW pool_status. Secrets (passwords) are shown as "********" when set.
+struct SettingInfo {
+  std::string name;
+  std::string value;  // as text, in the key's default unit for times ("10s", "500ms")
+  std::string description;
+  bool needs_restart = false;
+};
+std::vector<SettingInfo> describeSettings(const Config& config);
+
+// pgpool-II setting names that are accepted with a "not implemented" warning.
+std::vector<std::string_view> unimplementedPgpoolKeys();
+
+}  // namespace pgpilot::config

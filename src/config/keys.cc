@@ -1,0 +1,737 @@
+#include "config/keys.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "common/log.h"
+
+namespace pgpilot::config {
+namespace {
+
+using Result = std::expected<void, std::string>;
+
+constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::unexpected<std::string> invalid(std::string_view key, std::string_view value,
+                                     std::string_view hint = {}) {
+  std::string msg = fmt::format("invalid value for parameter \"{}\": \"{}\"", key, value);
+  if (!hint.empty()) msg += fmt::format(" ({})", hint);
+  return std::unexpected(std::move(msg));
+}
+
+std::unexpected<std::string> outOfRange(std::string_view key, std::string_view value,
+                                        std::string_view lo, std::string_view hi) {
+  return std::unexpected(fmt::format(
+      "{} is outside the valid range for parameter \"{}\" ({} .. {})", trim(value), key, lo, hi));
+}
+
+// Relative file names are taken relative to the directory of the file that set them, like
+// pgpool does for pool_passwd and pid_file_name.
+std::string resolvePath(std::string_view value, std::string_view base_dir) {
+  if (value.empty() || value.front() == '/' || base_dir.empty()) return std::string(value);
+  return (std::filesystem::path(base_dir) / std::filesystem::path(value)).lexically_normal();
+}
+
+double unitMs(Unit u) {
+  switch (u) {
+    case Unit::kSeconds:
+      return 1000.0;
+    case Unit::kMinutes:
+      return 60000.0;
+    default:
+      return 1.0;
+  }
+}
+
+Result parseIntIn(const KeyDef& def, std::string_view key, std::string_view v, int64_t* out) {
+  std::optional<int64_t> n = parseInteger(v, Unit::kNone);
+  if (!n) return invalid(key, v);
+  if (*n < def.min || *n > def.max) {
+    return outOfRange(key, v, std::to_string(def.min), std::to_string(def.max));
+  }
+  *out = *n;
+  return {};
+}
+
+// ---- generic setters and show functions over Config members ----
+
+template <auto M>
+Result setString(Config& c, const KeyDef&, std::string_view v, const SetContext&) {
+  c.*M = std::string(v);
+  return {};
+}
+template <auto M>
+Result setPath(Config& c, const KeyDef&, std::string_view v, const SetContext& ctx) {
+  c.*M = resolvePath(v, ctx.base_dir);
+  return {};
+}
+template <auto M>
+std::string showString(const Config& c) {
+  return c.*M;
+}
+
+template <auto M>
+Result setBool(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::optional<bool> b = parseBool(v);
+  if (!b) return invalid(def.name, v);
+  c.*M = *b;
+  return {};
+}
+template <auto M>
+std::string showBool(const Config& c) {
+  return c.*M ? "on" : "off";
+}
+
+template <auto M>
+Result setInt(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  int64_t n = 0;
+  if (auto r = parseIntIn(def, def.name, v, &n); !r) return r;
+  c.*M = static_cast<int>(n);
+  return {};
+}
+template <auto M>
+std::string showInt(const Config& c) {
+  return std::to_string(c.*M);
+}
+
+template <auto M>
+Result setDuration(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::optional<double> q = parseQuantity(v, def.unit);  // bare numbers are in def.unit
+  if (!q) return invalid(def.name, v, "valid units are us, ms, s, min, h and d");
+  double ms = std::rint(*q * unitMs(def.unit));
+  double lo = static_cast<double>(def.min) * unitMs(def.unit);
+  double hi = static_cast<double>(def.max) * unitMs(def.unit);
+  if (!(ms >= lo && ms <= hi)) {
+    std::string u(unitName(def.unit));
+    return outOfRange(def.name, v, std::to_string(def.min) + u, std::to_string(def.max) + u);
+  }
+  c.*M = std::chrono::milliseconds(static_cast<int64_t>(ms));
+  return {};
+}
+template <auto M>
+std::string showDuration(const Config& c) {
+  return formatMilliseconds((c.*M).count());
+}
+
+// ---- keys with their own rules ----
+
+Result setListenAddresses(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::vector<std::string> out;
+  std::string_view rest = trim(v);
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view item = trim(rest.substr(0, comma));
+    if (item.empty()) return invalid(def.name, v, "empty list element");
+    out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+    if (trim(rest).empty()) return invalid(def.name, v, "empty list element");
+  }
+  c.listen_addresses = std::move(out);
+  return {};
+}
+std::string showListenAddresses(const Config& c) {
+  std::string out;
+  for (const std::string& a : c.listen_addresses) {
+    if (!out.empty()) out += ',';
+    out += a;
+  }
+  return out;
+}
+
+constexpr std::array<std::string_view, 3> kSslModes = {"disable", "prefer", "require"};
+Result setBackendSslmode(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::string s = lower(trim(v));
+  if (s == "disable") {
+    c.backend_sslmode = ServerSslMode::kDisable;
+  } else if (s == "prefer") {
+    c.backend_sslmode = ServerSslMode::kPrefer;
+  } else if (s == "require") {
+    c.backend_sslmode = ServerSslMode::kRequire;
+  } else {
+    return invalid(def.name, v, "available values: disable, prefer, require");
+  }
+  return {};
+}
+std::string showBackendSslmode(const Config& c) {
+  switch (c.backend_sslmode) {
+    case ServerSslMode::kDisable:
+      return "disable";
+    case ServerSslMode::kPrefer:
+      return "prefer";
+    case ServerSslMode::kRequire:
+      return "require";
+  }
+  return "disable";
+}
+
+constexpr std::array<std::string_view, 13> kLogLevels = {
+    "debug5", "debug4",  "debug3", "debug2", "debug1", "debug", "info",
+    "notice", "warning", "error",  "log",    "fatal",  "panic"};
+Result setLogMinMessages(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::string s = lower(trim(v));
+  log::Level level{};
+  if (!log::parseLevel(s, &level)) {
+    return invalid(def.name, v,
+                   "available values: debug5, debug4, debug3, debug2, debug1, info, notice, "
+                   "warning, error, log, fatal, panic");
+  }
+  c.log_min_messages = s;
+  return {};
+}
+
+// pgpool accepts a comma list of stderr and syslog; only stderr is implemented.
+Result setLogDestination(Config& c, const KeyDef& def, std::string_view v, const SetContext& ctx) {
+  std::string_view rest = v;
+  bool any = false;
+  while (true) {
+    size_t comma = rest.find(',');
+    std::string item = lower(trim(rest.substr(0, comma)));
+    if (item == "syslog") {
+      if (ctx.warnings != nullptr) {
+        ctx.warnings->push_back(ctx.where +
+                                "log_destination \"syslog\" is not implemented by pgpilot yet; "
+                                "logging to stderr (or log_file) instead");
+      }
+    } else if (item != "stderr") {
+      return invalid(def.name, v, "available values: stderr, syslog");
+    }
+    any = true;
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  if (!any) return invalid(def.name, v);
+  c.log_destination = "stderr";
+  return {};
+}
+
+// pgpilot is a streaming-replication proxy: other pgpool clustering modes would silently
+// change data-safety semantics, so they are refused instead of ignored.
+constexpr std::array<std::string_view, 6> kClusteringModes = {
+    "streaming_replication", "native_replication", "logical_replication", "slony", "raw",
+    "snapshot_isolation"};
+Result setClusteringMode(Config&, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::string s = lower(trim(v));
+  if (s == "streaming_replication") return {};
+  if (std::find(kClusteringModes.begin(), kClusteringModes.end(), s) != kClusteringModes.end()) {
+    return std::unexpected(fmt::format(
+        "backend_clustering_mode \"{}\" is not supported: pgpilot supports streaming_replication "
+        "only",
+        s));
+  }
+  return invalid(def.name, v, "available values: streaming_replication");
+}
+std::string showClusteringMode(const Config&) {
+  return "streaming_replication";
+}
+
+// ---- the table ----
+
+constexpr std::span<const std::string_view> kNoChoices{};
+
+#define PG_STR(field) &setString<&Config::field>, &showString<&Config::field>, kNoChoices
+#define PG_PATH(field) &setPath<&Config::field>, &showString<&Config::field>, kNoChoices
+#define PG_BOOL(field) &setBool<&Config::field>, &showBool<&Config::field>, kNoChoices
+#define PG_INT(field) &setInt<&Config::field>, &showInt<&Config::field>, kNoChoices
+#define PG_DUR(field) &setDuration<&Config::field>, &showDuration<&Config::field>, kNoChoices
+
+using enum KeyType;
+constexpr bool kRestart = true;
+constexpr bool kReload = false;
+constexpr bool kSecret = true;
+constexpr bool kPlain = false;
+constexpr Unit kS = Unit::kSeconds;
+constexpr Unit kMs = Unit::kMilliseconds;
+constexpr Unit kNo = Unit::kNone;
+
+const std::array kKeys = std::to_array<KeyDef>({
+    // ---- connections ----
+    {"backend_clustering_mode", kEnum, kNo, 0, 0, kRestart, kPlain,
+     "pgpool clustering mode; pgpilot implements streaming_replication only.", &setClusteringMode,
+     &showClusteringMode, kNoChoices},
+    {"listen_addresses", kList, kNo, 0, 0, kRestart, kPlain,
+     "Comma-separated host names or IP addresses to listen on; '*' for all.", &setListenAddresses,
+     &showListenAddresses, kNoChoices},
+    {"port", kInt, kNo, 1, 65535, kRestart, kPlain, "TCP port for client connections.",
+     PG_INT(port)},
+    {"listen_backlog", kInt, kNo, 1, 1000000, kRestart, kPlain,
+     "Backlog passed to listen(2) (capped by the kernel's somaxconn).", PG_INT(listen_backlog)},
+    {"max_client_connections", kInt, kNo, 1, 10000000, kReload, kPlain,
+     "Maximum number of concurrent client connections; more are refused.",
+     PG_INT(max_client_connections)},
+    {"worker_threads", kInt, kNo, 0, 256, kRestart, kPlain,
+     "Number of I/O worker threads; 0 means one per CPU core.", PG_INT(worker_threads)},
+    // ---- pooling ----
+    {"max_pool", kInt, kNo, 1, 1000000, kRestart, kPlain,
+     "Maximum server connections per (node, user, database), shared by all workers.",
+     PG_INT(max_pool)},
+    {"pool_wait_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "How long a client waits for a pooled server connection when the pool is full.",
+     PG_DUR(pool_wait_timeout)},
+    {"connection_life_time", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Pooled server connections older than this are closed when released; 0 disables.",
+     PG_DUR(connection_life_time)},
+    {"server_idle_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Pooled server connections idle this long are closed; 0 disables.",
+     PG_DUR(server_idle_timeout)},
+    {"client_idle_limit", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Clients idle this long (even inside a transaction) are disconnected; 0 disables.",
+     PG_DUR(client_idle_limit)},
+    {"reset_query_list", kString, kNo, 0, 0, kReload, kPlain,
+     "Semicolon-separated statements run on a server connection before it returns to the pool.",
+     PG_STR(reset_query_list)},
+    {"connect_timeout", kDuration, kMs, 0, kIntMax, kReload, kPlain,
+     "Timeout for establishing a connection to a server; 0 means no timeout.",
+     PG_DUR(connect_timeout)},
+    {"authentication_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Time allowed for a client to complete authentication; 0 means no timeout.",
+     PG_DUR(authentication_timeout)},
+    // ---- authentication ----
+    {"enable_pool_hba", kBool, kNo, 0, 0, kReload, kPlain,
+     "Use pool_hba_file rules for client authentication.", PG_BOOL(enable_pool_hba)},
+    {"pool_hba_file", kPath, kNo, 0, 0, kReload, kPlain,
+     "hba-style client authentication rules (relative to the config file).",
+     PG_PATH(pool_hba_file)},
+    {"pool_passwd", kPath, kNo, 0, 0, kRestart, kPlain,
+     "Password file in pgpool's pool_passwd format (relative to the config file); '' disables.",
+     PG_PATH(pool_passwd)},
+    {"allow_clear_text_frontend_auth", kBool, kNo, 0, 0, kReload, kPlain,
+     "Ask clients for a clear-text password when pool_passwd has no entry for the user.",
+     PG_BOOL(allow_clear_text_frontend_auth)},
+    // ---- TLS ----
+    {"ssl", kBool, kNo, 0, 0, kRestart, kPlain, "Accept TLS connections from clients.",
+     PG_BOOL(ssl)},
+    {"ssl_cert", kPath, kNo, 0, 0, kRestart, kPlain, "Server certificate file (PEM).",
+     PG_PATH(ssl_cert)},
+    {"ssl_key", kPath, kNo, 0, 0, kRestart, kPlain, "Server private key file (PEM).",
+     PG_PATH(ssl_key)},
+    {"ssl_ca_cert", kPath, kNo, 0, 0, kRestart, kPlain,
+     "CA certificates used to verify client certificates (PEM).", PG_PATH(ssl_ca_cert)},
+    {"ssl_ciphers", kString, kNo, 0, 0, kRestart, kPlain, "Allowed TLS cipher list (OpenSSL).",
+     PG_STR(ssl_ciphers)},
+    {"ssl_prefer_server_ciphers", kBool, kNo, 0, 0, kRestart, kPlain,
+     "Prefer the server's cipher order over the client's.", PG_BOOL(ssl_prefer_server_ciphers)},
+    {"backend_sslmode", kEnum, kNo, 0, 0, kReload, kPlain,
+     "TLS towards servers: disable, prefer or require.", &setBackendSslmode, &showBackendSslmode,
+     kSslModes},
+    // ---- streaming replication check / health check ----
+    {"sr_check_user", kString, kNo, 0, 0, kReload, kPlain,
+     "User for the role and replication-lag checks.", PG_STR(sr_check_user)},
+    {"sr_check_password", kString, kNo, 0, 0, kReload, kSecret,
+     "Password of sr_check_user ('' to use pool_passwd).", PG_STR(sr_check_password)},
+    {"sr_check_database", kString, kNo, 0, 0, kReload, kPlain,
+     "Database for the role and replication-lag checks.", PG_STR(sr_check_database)},
+    {"sr_check_period", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Interval between role and replication-lag checks; 0 disables.", PG_DUR(sr_check_period)},
+    {"health_check_user", kString, kNo, 0, 0, kReload, kPlain, "User for health checks.",
+     PG_STR(health_check_user)},
+    {"health_check_password", kString, kNo, 0, 0, kReload, kSecret,
+     "Password of health_check_user ('' to use pool_passwd).", PG_STR(health_check_password)},
+    {"health_check_database", kString, kNo, 0, 0, kReload, kPlain, "Database for health checks.",
+     PG_STR(health_check_database)},
+    {"health_check_period", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Interval between health checks; 0 disables them.", PG_DUR(health_check_period)},
+    {"health_check_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "A health check taking longer than this fails; 0 means no timeout.",
+     PG_DUR(health_check_timeout)},
+    // ---- logging ----
+    {"log_min_messages", kEnum, kNo, 0, 0, kReload, kPlain,
+     "Minimum level written to the log (debug5..debug1, info, notice, warning, error, log, "
+     "fatal, panic).",
+     &setLogMinMessages, &showString<&Config::log_min_messages>, kLogLevels},
+    {"log_destination", kEnum, kNo, 0, 0, kReload, kPlain,
+     "Where to log: stderr ('syslog' is accepted with a warning and ignored).", &setLogDestination,
+     &showString<&Config::log_destination>, kNoChoices},
+    {"log_file", kPath, kNo, 0, 0, kReload, kPlain,
+     "When set, log lines are appended to this file instead of stderr.", PG_PATH(log_file)},
+    {"log_connections", kBool, kNo, 0, 0, kReload, kPlain, "Log each client connection.",
+     PG_BOOL(log_connections)},
+    {"log_disconnections", kBool, kNo, 0, 0, kReload, kPlain, "Log the end of each client session.",
+     PG_BOOL(log_disconnections)},
+    {"log_statement", kBool, kNo, 0, 0, kReload, kPlain, "Log every statement.",
+     PG_BOOL(log_statement)},
+    {"log_line_prefix", kString, kNo, 0, 0, kReload, kPlain,
+     "pgpool-style prefix (%t time, %p pid, %u user, %d database, %a application).",
+     PG_STR(log_line_prefix)},
+    // ---- process ----
+    {"pid_file_name", kPath, kNo, 0, 0, kRestart, kPlain, "PID file (relative to the config file).",
+     PG_PATH(pid_file_name)},
+    {"logdir", kPath, kNo, 0, 0, kRestart, kPlain,
+     "Directory of the node status file (relative to the config file).", PG_PATH(logdir)},
+    {"smart_shutdown_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "On a smart shutdown, wait this long for clients to leave before closing them.",
+     PG_DUR(smart_shutdown_timeout)},
+});
+
+#undef PG_STR
+#undef PG_PATH
+#undef PG_BOOL
+#undef PG_INT
+#undef PG_DUR
+
+// ---- backend keys ----
+
+Result setBackendHostname(BackendConfig& b, std::string_view v, const SetContext& ctx) {
+  if (trim(v).empty()) return invalid(ctx.key, v, "must not be empty");
+  b.hostname = std::string(v);
+  return {};
+}
+std::string showBackendHostname(const BackendConfig& b) {
+  return b.hostname;
+}
+
+Result setBackendPort(BackendConfig& b, std::string_view v, const SetContext& ctx) {
+  std::optional<int64_t> n = parseInteger(v, Unit::kNone);
+  if (!n) return invalid(ctx.key, v);
+  if (*n < 1 || *n > 65535) return outOfRange(ctx.key, v, "1", "65535");
+  b.port = static_cast<int>(*n);
+  return {};
+}
+std::string showBackendPort(const BackendConfig& b) {
+  return std::to_string(b.port);
+}
+
+Result setBackendWeight(BackendConfig& b, std::string_view v, const SetContext& ctx) {
+  std::optional<double> w = parseQuantity(v, Unit::kNone);
+  if (!w) return invalid(ctx.key, v);
+  if (!(*w >= 0.0 && *w <= 100000000.0)) return outOfRange(ctx.key, v, "0", "100000000");
+  b.weight = *w;
+  return {};
+}
+std::string showBackendWeight(const BackendConfig& b) {
+  return fmt::format("{}", b.weight);
+}
+
+Result setBackendDataDirectory(BackendConfig& b, std::string_view v, const SetContext&) {
+  b.data_directory = std::string(v);  // a path on the database server: never resolved here
+  return {};
+}
+std::string showBackendDataDirectory(const BackendConfig& b) {
+  return b.data_directory;
+}
+
+// pgpool: '|'-separated ALLOW_TO_FAILOVER, DISALLOW_TO_FAILOVER, ALWAYS_PRIMARY.
+Result setBackendFlag(BackendConfig& b, std::string_view v, const SetContext& ctx) {
+  bool allow = false;
+  bool disallow = false;
+  bool always_primary = false;
+  std::string_view rest = v;
+  while (true) {
+    size_t bar = rest.find('|');
+    std::string item = lower(trim(rest.substr(0, bar)));
+    if (item == "allow_to_failover") {
+      allow = true;
+    } else if (item == "disallow_to_failover") {
+      disallow = true;
+    } else if (item == "always_primary") {
+      always_primary = true;
+    } else {
+      return invalid(ctx.key, v,
+                     "available values: ALLOW_TO_FAILOVER, DISALLOW_TO_FAILOVER, ALWAYS_PRIMARY, "
+                     "'|'-separated");
+    }
+    if (bar == std::string_view::npos) break;
+    rest = rest.substr(bar + 1);
+  }
+  if (allow && disallow) {
+    return invalid(ctx.key, v, "ALLOW_TO_FAILOVER and DISALLOW_TO_FAILOVER cannot be set together");
+  }
+  b.allow_failover = !disallow;
+  if (always_primary) {
+    b.flag = BackendFlag::kAlwaysPrimary;
+  } else {
+    b.flag = disallow ? BackendFlag::kDisallowToFailover : BackendFlag::kAllowToFailover;
+  }
+  return {};
+}
+std::string showBackendFlag(const BackendConfig& b) {
+  std::string failover = b.allow_failover ? "ALLOW_TO_FAILOVER" : "DISALLOW_TO_FAILOVER";
+  if (b.flag == BackendFlag::kAlwaysPrimary) return "ALWAYS_PRIMARY|" + failover;
+  return failover;
+}
+
+Result setBackendApplicationName(BackendConfig& b, std::string_view v, const SetContext&) {
+  b.application_name = std::string(v);
+  return {};
+}
+std::string showBackendApplicationName(const BackendConfig& b) {
+  return b.application_name;
+}
+
+const std::array kBackendKeys = std::to_array<BackendKeyDef>({
+    {"backend_hostname", kString, kRestart,
+     "Host name, IP address or Unix socket directory of the server.", &setBackendHostname,
+     &showBackendHostname},
+    {"backend_port", kInt, kRestart, "Port of the server.", &setBackendPort, &showBackendPort},
+    {"backend_weight", kReal, kReload, "Relative load-balancing weight.", &setBackendWeight,
+     &showBackendWeight},
+    {"backend_data_directory", kString, kRestart, "Data directory of the server.",
+     &setBackendDataDirectory, &showBackendDataDirectory},
+    {"backend_flag", kString, kReload,
+     "ALLOW_TO_FAILOVER, DISALLOW_TO_FAILOVER and/or ALWAYS_PRIMARY, '|'-separated.",
+     &setBackendFlag, &showBackendFlag},
+    {"backend_application_name", kString, kReload,
+     "application_name of the server's walreceiver (for SHOW pool_nodes).",
+     &setBackendApplicationName, &showBackendApplicationName},
+});
+
+// ---- pgpool-II keys accepted with a "not implemented" warning ----
+// Built from pgpool-II 4.3's pgpool.conf.sample and pool_config_variables.c; keys added in
+// 4.4/4.5 and names used by older releases are included so upgrades from any pgpool-II
+// configuration warn instead of failing.
+constexpr auto kUnimplemented = std::to_array<std::string_view>({
+    // connections
+    "unix_socket_directories",
+    "unix_socket_group",
+    "unix_socket_permissions",
+    "reserved_connections",
+    "pcp_listen_addresses",
+    "pcp_port",
+    "pcp_socket_dir",
+    "serialize_accept",
+    "ssl_ca_cert_dir",
+    "ssl_crl_file",
+    "ssl_ecdh_curve",
+    "ssl_dh_params_file",
+    "ssl_passphrase_command",
+    // pools and process management
+    "process_management_mode",
+    "process_management_strategy",
+    "min_spare_children",
+    "max_spare_children",
+    "child_life_time",
+    "child_max_connections",
+    "connection_cache",
+    // logging
+    "log_hostname",
+    "log_per_node_statement",
+    "log_client_messages",
+    "log_standby_delay",
+    "log_error_verbosity",
+    "client_min_messages",
+    "syslog_facility",
+    "syslog_ident",
+    "logging_collector",
+    "log_directory",
+    "log_filename",
+    "log_file_mode",
+    "log_truncate_on_rotation",
+    "log_rotation_age",
+    "log_rotation_size",
+    "log_backend_messages",
+    // replication / load balancing
+    "replication_mode",
+    "replicate_select",
+    "insert_lock",
+    "lobj_lock_table",
+    "replication_stop_on_mismatch",
+    "failover_if_affected_tuples_mismatch",
+    "load_balance_mode",
+    "ignore_leading_white_space",
+    "read_only_function_list",
+    "write_function_list",
+    "primary_routing_query_pattern_list",
+    "database_redirect_preference_list",
+    "app_name_redirect_preference_list",
+    "allow_sql_comments",
+    "disable_load_balance_on_write",
+    "dml_adaptive_object_relationship_list",
+    "statement_level_load_balance",
+    "delay_threshold",
+    "delay_threshold_by_time",
+    "prefer_lower_delay_standby",
+    "relcache_query_target",
+    "check_temp_table",
+    "check_unlogged_table",
+    // health check and failover
+    "health_check_max_retries",
+    "health_check_retry_delay",
+    "health_check_test",
+    "failover_command",
+    "failback_command",
+    "follow_primary_command",
+    "failover_on_backend_error",
+    "fail_over_on_backend_error",
+    "failover_on_backend_shutdown",
+    "search_primary_node_timeout",
+    "detach_false_primary",
+    "auto_failback",
+    "auto_failback_interval",
+    // online recovery
+    "recovery_user",
+    "recovery_password",
+    "recovery_1st_stage_command",
+    "recovery_2nd_stage_command",
+    "recovery_timeout",
+    "client_idle_limit_in_recovery",
+    // watchdog
+    "use_watchdog",
+    "trusted_servers",
+    "trusted_server_command",
+    "ping_path",
+    "delegate_ip",
+    "if_cmd_path",
+    "if_up_cmd",
+    "if_down_cmd",
+    "arping_path",
+    "arping_cmd",
+    "clear_memqcache_on_escalation",
+    "wd_escalation_command",
+    "wd_de_escalation_command",
+    "failover_when_quorum_exists",
+    "failover_require_consensus",
+    "allow_multiple_failover_requests_from_node",
+    "enable_consensus_with_half_votes",
+    "wd_remove_shutdown_nodes",
+    "wd_lost_node_removal_timeout",
+    "wd_no_show_node_removal_timeout",
+    "wd_monitoring_interfaces_list",
+    "wd_lifecheck_method",
+    "wd_interval",
+    "wd_priority",
+    "wd_ipc_socket_dir",
+    "wd_heartbeat_keepalive",
+    "wd_heartbeat_deadtime",
+    "wd_life_point",
+    "wd_lifecheck_query",
+    "wd_lifecheck_dbname",
+    "wd_lifecheck_user",
+    "wd_lifecheck_password",
+    "wd_authkey",
+    // in-memory query cache and relation cache
+    "memory_cache_enabled",
+    "memqcache_method",
+    "memqcache_memcached_host",
+    "memqcache_memcached_port",
+    "memqcache_total_size",
+    "memqcache_max_num_cache",
+    "memqcache_expire",
+    "memqcache_auto_cache_invalidation",
+    "memqcache_maxcache",
+    "memqcache_cache_block_size",
+    "memqcache_oiddir",
+    "cache_safe_memqcache_table_list",
+    "cache_unsafe_memqcache_table_list",
+    "relcache_expire",
+    "relcache_size",
+    "enable_shared_relcache",
+    // names used by pgpool-II releases before 4.2/4.3
+    "socket_dir",
+    "master_slave_mode",
+    "master_slave_sub_mode",
+    "follow_master_command",
+    "white_function_list",
+    "black_function_list",
+    "black_query_pattern_list",
+    "white_memqcache_table_list",
+    "black_memqcache_table_list",
+    "debug_level",
+    "wd_hostname",
+    "wd_port",
+    "wd_heartbeat_port",
+});
+
+// pgpool keys that take a node index: per-node health check overrides and watchdog nodes.
+// Without an index the health-check ones are implemented (or listed above).
+constexpr auto kUnimplementedIndexed = std::to_array<std::string_view>({
+    "health_check_period",
+    "health_check_timeout",
+    "health_check_max_retries",
+    "health_check_retry_delay",
+    "connect_timeout",
+    "health_check_user",
+    "health_check_password",
+    "health_check_database",
+    "hostname",
+    "wd_port",
+    "pgpool_port",
+    "heartbeat_hostname",
+    "heartbeat_port",
+    "heartbeat_device",
+    "heartbeat_destination",
+    "heartbeat_destination_port",
+    "other_pgpool_hostname",
+    "other_pgpool_port",
+    "other_wd_port",
+});
+
+}  // namespace
+
+std::span<const KeyDef> keyTable() {
+  return kKeys;
+}
+
+const KeyDef* findKey(std::string_view name) {
+  for (const KeyDef& k : kKeys) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+std::span<const BackendKeyDef> backendKeys() {
+  return kBackendKeys;
+}
+
+bool splitIndex(std::string_view name, std::string_view* base, int* index) {
+  size_t digits = 0;
+  while (digits < name.size() && name[name.size() - 1 - digits] >= '0' &&
+         name[name.size() - 1 - digits] <= '9') {
+    ++digits;
+  }
+  if (digits == 0 || digits == name.size()) return false;
+  *base = name.substr(0, name.size() - digits);
+  std::string_view num = name.substr(name.size() - digits);
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(), value);
+  *index = (ec == std::errc() && ptr == num.data() + num.size()) ? value : -1;
+  return true;
+}
+
+bool isUnimplementedPgpoolKey(std::string_view name) {
+  return std::find(kUnimplemented.begin(), kUnimplemented.end(), name) != kUnimplemented.end();
+}
+
+bool isUnimplementedPgpoolIndexedBase(std::string_view base) {
+  return std::find(kUnimplementedIndexed.begin(), kUnimplementedIndexed.end(), base) !=
+         kUnimplementedIndexed.end();
+}
+
+const char* ignoredKeyNotice(std::string_view name) {
+  if (name == "num_init_children") {
+    return "num_init_children is ignored: pgpilot uses worker_threads and max_client_connections";
+  }
+  if (name == "listen_backlog_multiplier") {
+    return "listen_backlog_multiplier is ignored: pgpilot sets the listen(2) backlog with "
+           "listen_backlog";
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> unimplementedPgpoolKeys() {
+  std::vector<std::string_view> out(kUnimplemented.begin(), kUnimplemented.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace pgpilot::config

@@ -1,0 +1,90 @@
+// Reload and SHOW helpers over the key table: needsRestart, diffKeys, restartRequiredKeys,
+// describeSettings.
+#include <fmt/format.h>
+
+#include <map>
+
+#include "config/config.h"
+#include "config/keys.h"
+
+namespace pgpilot::config {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Calls fn(key_name, needs_restart) for every changed setting.
+template <typename Fn>
+void forEachChange(const Config& a, const Config& b, Fn fn) {
+  for (const KeyDef& k : keyTable()) {
+    if (k.show(a) != k.show(b)) fn(std::string(k.name), k.needs_restart);
+  }
+  std::map<int, std::pair<const BackendConfig*, const BackendConfig*>> ids;
+  for (const BackendConfig& x : a.backends) ids[x.id].first = &x;
+  for (const BackendConfig& x : b.backends) ids[x.id].second = &x;
+  for (const auto& [id, pair] : ids) {
+    const auto [old_b, new_b] = pair;
+    for (const BackendKeyDef& k : backendKeys()) {
+      std::string name = fmt::format("{}{}", k.prefix, id);
+      if (old_b != nullptr && new_b != nullptr) {
+        if (k.show(*old_b) != k.show(*new_b)) fn(std::move(name), k.needs_restart);
+      } else {
+        // Adding a backend is allowed on reload (as in pgpool); removing one is not.
+        fn(std::move(name), new_b == nullptr && k.needs_restart);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool needsRestart(std::string_view key) {
+  std::string name = lower(key);
+  if (const KeyDef* k = findKey(name)) return k->needs_restart;
+  std::string_view base;
+  int index = 0;
+  if (splitIndex(name, &base, &index)) {
+    for (const BackendKeyDef& k : backendKeys()) {
+      if (k.prefix == base) return k.needs_restart;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> diffKeys(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  forEachChange(a, b, [&](std::string name, bool) { out.push_back(std::move(name)); });
+  return out;
+}
+
+std::vector<std::string> restartRequiredKeys(const Config& old_config, const Config& new_config) {
+  std::vector<std::string> out;
+  forEachChange(old_config, new_config, [&](std::string name, bool restart) {
+    if (restart) out.push_back(std::move(name));
+  });
+  return out;
+}
+
+std::vector<SettingInfo> describeSettings(const Config& config) {
+  std::vector<SettingInfo> out;
+  for (const KeyDef& k : keyTable()) {
+    std::string value = k.show(config);
+    if (k.secret && !value.empty()) value = "********";
+    out.push_back(SettingInfo{std::string(k.name), std::move(value), std::string(k.description),
+                              k.needs_restart});
+  }
+  for (const BackendConfig& b : config.backends) {
+    for (const BackendKeyDef& k : backendKeys()) {
+      out.push_back(SettingInfo{fmt::format("{}{}", k.prefix, b.id), k.show(b),
+                                std::string(k.description), k.needs_restart});
+    }
+  }
+  return out;
+}
+
+}  // namespace pgpilot::config
