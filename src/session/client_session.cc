@@ -561,11 +561,22 @@ net::Task<void> ClientSession::clientPump() {
       } else if (step.kind == protocol::ScanKind::kHeader) {
         switch (step.type) {
           case fe::kSync:
+            unsynced_ = false;
+            ++pending_;
+            break;
           case fe::kFunctionCall:
             ++pending_;
             break;
           case fe::kParse:
             counters.statements.fetch_add(1, std::memory_order_relaxed);
+            unsynced_ = true;
+            break;
+          case fe::kBind:
+          case fe::kExecute:
+          case fe::kDescribe:
+          case fe::kClose:
+          case fe::kFlush:
+            unsynced_ = true;  // extended-protocol work the server may still be doing
             break;
           case fe::kCopyDone:
           case fe::kCopyFail:
@@ -611,6 +622,11 @@ net::Task<bool> ClientSession::serverPump() {
   }
   bool process_first = have > 0;
   for (;;) {
+    // The client left while this pump was busy elsewhere (e.g. writing): the cancel() that
+    // relay() issued could not reach a read that had not started yet, so check here.
+    if (client_gone_ && pending_ == 0 && !copy_in_ && scanner.atBoundary() && have == 0) {
+      co_return true;
+    }
     std::error_code ec;
     if (!process_first) {
       if (have == buf.size()) buf.resize(buf.size() * 2);
@@ -709,7 +725,8 @@ net::Task<void> ClientSession::answerAdmin(std::string_view sql) {
 
 void ClientSession::finish() {
   if (server_) {
-    const bool clean = server_finished_ && server_clean_ && pending_ == 0 && !copy_in_;
+    const bool clean =
+        server_finished_ && server_clean_ && pending_ == 0 && !copy_in_ && !unsynced_;
     server_->setTxStatus(tx_status_);
     worker_.pool().release(std::move(server_), pool_key_, clean);
   }
