@@ -79,7 +79,8 @@ class ClientSession {
   net::Event server_done_;
   int pending_ = 0;  // ReadyForQuery messages the server still owes the client
   char tx_status_ = 'I';
-  bool copy_in_ = false;  // server is waiting for CopyData from the client
+  bool copy_in_ = false;   // server is waiting for CopyData from the client
+  bool unsynced_ = false;  // extended-protocol messages sent since the last Sync
   bool client_gone_ = false;
   bool server_finished_ = false;
   bool server_clean_ = false;
