@@ -75,9 +75,9 @@ void showPoolNodes(const AdminContext& ctx, std::string& out) {
         std::string(cluster::roleName(n.pg_role)),
         std::to_string(selects),
         n.backend.id == ctx.session_node ? "true" : "false",
-        "0",
-        "",
-        "",
+        std::to_string(n.replication_delay),
+        n.replication_state,
+        n.replication_sync_state,
         formatTime(n.last_status_change)};
     protocol::buildDataRow(out, row);
   }

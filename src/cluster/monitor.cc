@@ -1,5 +1,7 @@
 #include "cluster/monitor.h"
 
+#include <cstdlib>
+
 #include "common/log.h"
 
 namespace pgpilot::cluster {
@@ -45,14 +47,30 @@ net::Task<ProbeResult> Monitor::probe(const config::BackendConfig& b) {
     r.error = conn.error().str();
     co_return r;
   }
-  auto res = co_await (*conn)->query("SELECT pg_is_in_recovery()", timeout);
-  if (!res || res->rows.empty() || res->rows[0].empty() || !res->rows[0][0]) {
+  // One round trip: role and WAL position ('0/0'::pg_lsn arithmetic gives bytes).
+  auto res = co_await (*conn)->query(
+      "SELECT pg_is_in_recovery(), (CASE WHEN pg_is_in_recovery() THEN "
+      "coalesce(pg_last_wal_replay_lsn(), pg_last_wal_receive_lsn()) ELSE pg_current_wal_lsn() "
+      "END - '0/0'::pg_lsn)::bigint",
+      timeout);
+  if (!res || res->rows.empty() || res->rows[0].size() < 2 || !res->rows[0][0]) {
     r.error = res ? "unexpected answer to pg_is_in_recovery()" : res.error().str();
     (*conn)->stream().close();
     co_return r;
   }
   r.reachable = true;
   r.role = *res->rows[0][0] == "t" ? Role::kStandby : Role::kPrimary;
+  if (res->rows[0][1]) r.lsn = std::strtoull(res->rows[0][1]->c_str(), nullptr, 10);
+  if (r.role == Role::kPrimary) {
+    auto rep = co_await (*conn)->query(
+        "SELECT application_name, state, sync_state FROM pg_stat_replication", timeout);
+    if (rep) {
+      for (const auto& row : rep->rows) {
+        if (row.size() < 3) continue;
+        r.replication.push_back({row[0].value_or(""), row[1].value_or(""), row[2].value_or("")});
+      }
+    }
+  }
   std::string out;
   protocol::buildTerminate(out);
   co_await (*conn)->stream().writeAll(out);
@@ -66,6 +84,7 @@ net::Task<void> Monitor::probeAll() {
   if (next->nodes.empty()) next = initialTopology(*cfg_);
   bool changed = current->nodes.empty();
   int primary = -1;
+  std::vector<std::array<std::string, 3>> replication;
   for (auto& n : next->nodes) {
     auto r = co_await probe(n.backend);
     const Role pg_role = r.reachable ? r.role : Role::kUnknown;
@@ -79,6 +98,8 @@ net::Task<void> Monitor::probeAll() {
     }
     n.pg_up = r.reachable;
     n.pg_role = pg_role;
+    n.lsn = r.reachable ? r.lsn : 0;
+    if (r.reachable && r.role == Role::kPrimary) replication = r.replication;
     if (r.reachable) n.role = r.role;
     if (r.reachable && r.role == Role::kPrimary && primary < 0) primary = n.backend.id;
   }
@@ -91,6 +112,30 @@ net::Task<void> Monitor::probeAll() {
     }
   }
   next->primary = primary;
+  // Replication view of each standby, relative to the primary (pgpool's sr_check).
+  const NodeState* p = next->primaryNode();
+  for (auto& n : next->nodes) {
+    const std::string rs = n.replication_state;
+    const std::string ss = n.replication_sync_state;
+    const uint64_t delay = n.replication_delay;
+    n.replication_state.clear();
+    n.replication_sync_state.clear();
+    n.replication_delay = 0;
+    if (p && n.backend.id != p->backend.id && n.pg_up) {
+      n.replication_delay = p->lsn > n.lsn ? p->lsn - n.lsn : 0;
+      const std::string& app = n.backend.application_name;
+      for (const auto& row : replication) {
+        if (!app.empty() && row[0] == app) {
+          n.replication_state = row[1];
+          n.replication_sync_state = row[2];
+        }
+      }
+    }
+    if (rs != n.replication_state || ss != n.replication_sync_state ||
+        delay != n.replication_delay) {
+      changed = true;
+    }
+  }
   if (changed) {
     next->version = current->version + 1;
     state_.publish(std::move(next));
@@ -101,6 +146,10 @@ net::Task<void> Monitor::run() {
   while (!stopped_) {
     const auto t = state_.topology();
     std::chrono::milliseconds period = cfg_->health_check_period;
+    if (period.count() <= 0 ||
+        (cfg_->sr_check_period.count() > 0 && cfg_->sr_check_period < period)) {
+      period = cfg_->sr_check_period;
+    }
     if (t->primary < 0) period = std::chrono::seconds(1);  // keep searching for a primary
     if (period.count() <= 0) period = std::chrono::seconds(10);
     timer_.expires_after(period);

@@ -7,7 +7,9 @@
 // Owner: the control thread's io_context.
 #pragma once
 
+#include <array>
 #include <memory>
+#include <vector>
 
 #include "auth/auth.h"
 #include "cluster/topology.h"
@@ -21,6 +23,9 @@ struct ProbeResult {
   int node = 0;
   bool reachable = false;
   Role role = Role::kUnknown;
+  uint64_t lsn = 0;
+  // Primary only: pg_stat_replication rows (application_name -> state, sync_state).
+  std::vector<std::array<std::string, 3>> replication;
   std::string error;
 };
 

@@ -33,6 +33,13 @@ struct NodeState {
   Role role = Role::kUnknown;     // the role pgpilot uses the node for
   Role pg_role = Role::kUnknown;  // what the server itself said last time it was asked
   bool pg_up = false;             // the server answered the last probe
+  // Replication, from the last probe (sr_check): the node's WAL position (current on the
+  // primary, replayed on a standby), its distance behind the primary in bytes, and the
+  // primary's pg_stat_replication view of it (matched by backend_application_name).
+  uint64_t lsn = 0;
+  uint64_t replication_delay = 0;
+  std::string replication_state;
+  std::string replication_sync_state;
   std::chrono::system_clock::time_point last_status_change = std::chrono::system_clock::now();
 };
 
