@@ -100,6 +100,12 @@ class WriteLock {
  public:
   explicit WriteLock(asio::any_io_executor ex) : released_(ex) {}
   Task<void> lock();
+  // Fast path without a coroutine frame: true if the lock was free and is now held.
+  bool tryLock() {
+    if (held_) return false;
+    held_ = true;
+    return true;
+  }
   void unlock();
 
  private:

@@ -87,7 +87,7 @@ log::Context ClientSession::logContext() const {
 }
 
 net::Task<std::error_code> ClientSession::writeClient(std::string_view data) {
-  co_await client_write_.lock();
+  if (!client_write_.tryLock()) co_await client_write_.lock();
   auto ec = co_await client_.writeAll(data);
   client_write_.unlock();
   co_return ec;
