@@ -527,8 +527,8 @@ net::Task<void> ClientSession::clientPump() {
     while (pos < data.size()) {
       auto step = scanner.next(data.substr(pos));
       if (step.kind == protocol::ScanKind::kNeedMoreData) {
-        // A Query larger than the buffer: grow to hold it whole.
-        if (step.length + 1 > buf.size()) buf.resize(step.length + 1);
+        // A Query larger than the buffer grows it by doubling as its bytes arrive (top of
+        // the loop), never to the announced length upfront: a client could announce 1 GB.
         break;
       }
       if (step.kind == protocol::ScanKind::kInvalid) {
