@@ -44,7 +44,11 @@ int stopRunning(const config::Config& cfg, const std::string& mode) {
     return 1;
   }
   for (int i = 0; i < 600; ++i) {
-    if (::kill(*pid, 0) != 0) {
+    // Stopped once the pid file no longer names a live pgpilot: it removes the file on
+    // exit, and an exited process whose parent has not reaped it yet (a zombie) still
+    // answers kill(pid, 0) but no longer counts as live.
+    auto now = PidFile::readLive(cfg.pid_file_name);
+    if (!now || *now != *pid) {
       std::printf("pgpilot (pid %d) stopped\n", *pid);
       return 0;
     }

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   cli.add_option("-m,--mode", mode, "shutdown mode for the stop command: smart or fast")
       ->check(CLI::IsMember({"smart", "s", "fast", "f", "immediate", "i"}));
   auto* stop = cli.add_subcommand("stop", "stop the running pgpilot named by the pid file");
+  // Options may follow the subcommand, as in pgpool's `pgpool -f FILE stop -m fast`.
+  stop->fallthrough();
   CLI11_PARSE(cli, argc, argv);
   if (stop->parsed()) opts.stop_mode = mode;
   return pgpilot::app::run(opts);
