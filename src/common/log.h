@@ -15,7 +15,19 @@
 
 namespace pgpilot::log {
 
-enum class Level { kDebug5, kDebug4, kDebug3, kDebug2, kDebug1, kInfo, kNotice, kLog, kWarning, kError, kFatal };
+enum class Level {
+  kDebug5,
+  kDebug4,
+  kDebug3,
+  kDebug2,
+  kDebug1,
+  kInfo,
+  kNotice,
+  kLog,
+  kWarning,
+  kError,
+  kFatal
+};
 
 // Parses "error", "warning", "notice", "info", "log", "debug1".."debug5" (pgpool names).
 bool parseLevel(std::string_view text, Level* out);
