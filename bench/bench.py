@@ -503,6 +503,8 @@ def main():
     ap.add_argument("--duration", type=int, default=20, help="seconds per pgbench run")
     ap.add_argument("--quick", action="store_true", help="5 s per run (overrides --duration)")
     ap.add_argument("--scale", type=int, default=10, help="pgbench -i scale")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="pgpilot worker_threads (0 = one per core)")
     ap.add_argument("--modes", default=",".join(MODES),
                     help=f"comma-separated subset of {','.join(MODES)}")
     ap.add_argument("--targets", default=",".join(TARGET_ORDER),
@@ -554,7 +556,8 @@ def main():
 
         if "pgpilot" in targets:
             log(f"starting pgpilot ({args.binary}) ...")
-            daemons["pgpilot"] = Pgpilot(cluster, extra_conf=PGPILOT_CONF, binary=args.binary)
+            daemons["pgpilot"] = Pgpilot(cluster, extra_conf=dict(PGPILOT_CONF, worker_threads=args.workers),
+                                         binary=args.binary)
         if "pgbouncer" in targets:
             log("starting PgBouncer (transaction pooling, default_pool_size=40) ...")
             daemons["pgbouncer"] = PgBouncer(cluster)
