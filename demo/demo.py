@@ -49,7 +49,7 @@ def banner(cluster, proxy):
     SHOW pool_nodes;
     CREATE TABLE demo (id serial PRIMARY KEY, note text);   -- goes to the primary
     INSERT INTO demo (note) VALUES ('hello');
-    SELECT * FROM demo;                                       -- may run on a standby
+    SELECT * FROM demo;                                       -- primary too (read/write splitting: next release)
 
   Backends:""")
     for n in cluster.nodes:
@@ -59,7 +59,7 @@ def banner(cluster, proxy):
     print(f"""
   pgpilot: pid {proxy.pid}, config {proxy.conf_path}
            log {proxy.log_path} (tail -f it to watch)
-  Kill the primary to see a failover:  kill -9 {cluster.primary.pid()}
+  pgpilot 0.1 sends every statement to the primary; automatic failover is not in yet.
 """, flush=True)
 
 

@@ -56,7 +56,8 @@ class Pgpilot:
     def __init__(self, cluster, extra_conf=None, binary=None, start=True, env=None,
                  timeout=DEFAULT_TIMEOUT):
         self.cluster = cluster
-        self.binary = binary or os.environ.get("PGPILOT_BIN") or DEFAULT_BINARY
+        # Absolute: the process runs with its temp dir as the working directory.
+        self.binary = os.path.abspath(binary or os.environ.get("PGPILOT_BIN") or DEFAULT_BINARY)
         self.extra_conf = extra_conf
         self.env = env or {}
         self.timeout = timeout
