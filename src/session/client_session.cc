@@ -120,17 +120,20 @@ net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
   ClientSession& s = *self;
   const int max_clients = s.cfg_->max_client_connections;
   const int now_clients = s.shared_.client_count.fetch_add(1) + 1;
-  if (now_clients > max_clients) {
-    co_await s.sendFatal("53300", "sorry, too many clients already");
-  } else {
-    bool ok = false;
-    {
-      net::Deadline auth_deadline(s.worker_.context().get_executor(),
-                                  s.cfg_->authentication_timeout, s.client_);
-      ok = co_await s.startup() && co_await s.authenticate();
+  bool ok = false;
+  {
+    net::Deadline auth_deadline(s.worker_.context().get_executor(), s.cfg_->authentication_timeout,
+                                s.client_);
+    ok = co_await s.startup();
+    // Refuse only after SSL negotiation and the startup packet, as PostgreSQL does: an
+    // error in place of the answer to SSLRequest is reported by libpq as an SSL failure.
+    if (ok && now_clients > max_clients) {
+      co_await s.sendFatal("53300", "sorry, too many clients already");
+      ok = false;
     }
-    if (ok && co_await s.attachServer()) co_await s.relay();
+    ok = ok && co_await s.authenticate();
   }
+  if (ok && co_await s.attachServer()) co_await s.relay();
   s.shared_.client_count.fetch_sub(1);
   s.finish();
 }
