@@ -15,11 +15,6 @@ namespace be = protocol::be;
 
 namespace {
 
-// Client->server: only Query bodies are needed whole (admin statements, statistics).
-bool clientWantsBody(char type) {
-  return type == fe::kQuery;
-}
-
 // Server->client: the small messages that drive the session state machine.
 bool serverWantsBody(char type) {
   return type == be::kReadyForQuery || type == be::kParameterStatus || type == be::kErrorResponse ||
@@ -61,6 +56,10 @@ std::string quoteIdent(std::string_view v) {
 constexpr size_t kReadChunk = 64 * 1024;
 
 }  // namespace
+
+bool clientWantsBody(char type) {
+  return type == fe::kQuery;
+}
 
 ClientSession::ClientSession(Worker& worker, net::Stream client)
     : worker_(worker),
@@ -469,7 +468,11 @@ net::Task<void> ClientSession::relay() {
   co_await clientPump();
   client_gone_ = true;
   if (!server_finished_) {
-    if (pending_ == 0 && !copy_in_) {
+    if (!client_scanner_.atBoundary()) {
+      // The client vanished in the middle of a message whose first part is already at the
+      // server: nothing we send can make that stream valid again. Close; never reuse.
+      server_->stream().close();
+    } else if (pending_ == 0 && !copy_in_) {
       server_->stream().cancel();  // wake the pump; the server owes us nothing
     } else {
       // The client left mid-query or mid-COPY: stop the server's work and drain what it
@@ -492,7 +495,7 @@ net::Task<void> ClientSession::relay() {
 }
 
 net::Task<void> ClientSession::clientPump() {
-  protocol::StreamScanner scanner(&clientWantsBody);
+  protocol::StreamScanner& scanner = client_scanner_;
   std::string buf;
   buf.resize(kReadChunk);
   size_t have = 0;

@@ -23,6 +23,9 @@
 
 namespace pgpilot::session {
 
+// Client->server: only Query bodies are needed whole (admin statements, statistics).
+bool clientWantsBody(char type);
+
 class ClientSession {
  public:
   ClientSession(Worker& worker, net::Stream client);
@@ -74,6 +77,9 @@ class ClientSession {
   pool::Credentials creds_;
   pool::PoolKey pool_key_;
   std::unique_ptr<pool::ServerConn> server_;
+  // Walks the client's bytes; kept as a member so the end of the session knows whether
+  // the client stopped in the middle of a message.
+  protocol::StreamScanner client_scanner_{&clientWantsBody};
   net::WriteLock client_write_;
   net::Event server_idle_;
   net::Event server_done_;

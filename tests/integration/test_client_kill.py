@@ -164,6 +164,29 @@ def test_client_closed_mid_copy_in_transaction(cluster, pilot, table):
     assert cluster.primary.psql(f"SELECT count(*) FROM {table}") == "0"
 
 
+def test_client_killed_inside_a_copy_data_message(cluster, pilot, table):
+    # Half a CopyData message has reached the server: no CopyFail can follow it, so the
+    # server connection must be closed at once (not drained for seconds, never reused).
+    c, pid = first_client(pilot, "kill_mid_msg")
+    c.send(pgwire.query(f"COPY {table} FROM STDIN"))
+    assert c.read_message()[0] == "G"
+    whole = pgwire.copy_data(b"1\n" * 50000)  # large: a CopyFail would vanish in its body
+    c.sock.sendall(whole[:len(whole) // 2])
+    time.sleep(0.3)
+    c.abort(rst=True)
+    started = time.monotonic()
+    with wire(pilot) as nxt:
+        took = time.monotonic() - started
+        new_pid = int(nxt.query_value("SELECT pg_backend_pid()"))
+        assert nxt.tx_status == "I"
+    assert took < 5, f"the next client waited {took:.1f}s"
+    assert new_pid != pid  # the broken connection was not reused
+    wait_until(lambda: cluster.primary.psql(
+        f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}") == "0",
+        15, "the broken server backend to go away")
+    assert cluster.primary.psql(f"SELECT count(*) FROM {table}") == "0"
+
+
 @pytest.mark.parametrize("reset", ["DISCARD ALL", "RESET ALL"])
 def test_client_killed_with_unsynced_extended_work(cluster, make_pgpilot, table, reset):
     # Parse/Bind/Execute of an INSERT without Sync: the server ran it in an implicit
