@@ -69,6 +69,9 @@ class Reader {
   std::string_view rest();
 
   bool failed() const { return failed_; }
+  // Every read succeeded and the whole body was consumed: the formats in "Message Formats"
+  // have no trailing bytes, so anything left over means a broken peer.
+  bool consumedAll() const { return !failed_ && atEnd(); }
   bool atEnd() const { return pos_ == data_.size(); }
   size_t remaining() const { return data_.size() - pos_; }
 

@@ -4,10 +4,6 @@ namespace pgpilot::protocol {
 
 namespace {
 
-bool consumed(const Reader& r) {
-  return !r.failed() && r.atEnd();
-}
-
 int16_t count16(size_t n) {
   return static_cast<int16_t>(n);
 }
@@ -89,7 +85,7 @@ std::optional<Target> parseTarget(std::string_view body) {
   Target t;
   const char kind = static_cast<char>(r.int8());
   t.name = r.cstring();
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   if (kind != 'S' && kind != 'P') return std::nullopt;
   t.kind = static_cast<TargetKind>(kind);
   return t;
@@ -104,7 +100,7 @@ void buildTarget(std::string& out, char type, const Target& t) {
 std::optional<std::string_view> parseSingleCString(std::string_view body) {
   Reader r(body);
   const std::string_view s = r.cstring();
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return s;
 }
 
@@ -174,7 +170,7 @@ std::optional<ExecuteMessage> parseExecute(std::string_view body) {
   ExecuteMessage m;
   m.portal = r.cstring();
   m.max_rows = r.int32();
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return m;
 }
 
@@ -220,7 +216,7 @@ std::optional<FunctionCallMessage> parseFunctionCall(std::string_view body) {
     return std::nullopt;
   }
   m.result_format = r.int16();
-  if (!consumed(r) || !formatsMatch(m.arg_formats.size(), m.args.size())) return std::nullopt;
+  if (!r.consumedAll() || !formatsMatch(m.arg_formats.size(), m.args.size())) return std::nullopt;
   return m;
 }
 
@@ -252,7 +248,7 @@ std::optional<RowDescription> parseRowDescription(std::string_view body) {
     if (r.failed()) return std::nullopt;
     m.fields.push_back(f);
   }
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return m;
 }
 
@@ -340,7 +336,7 @@ std::optional<NotificationResponse> parseNotificationResponse(std::string_view b
   m.pid = r.int32();
   m.channel = r.cstring();
   m.payload = r.cstring();
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return m;
 }
 

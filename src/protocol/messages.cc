@@ -4,12 +4,6 @@ namespace pgpilot::protocol {
 
 namespace {
 
-// True when every read succeeded and the whole body was consumed: the formats in
-// "Message Formats" have no trailing bytes, so anything left over is a broken peer.
-bool consumed(const Reader& r) {
-  return !r.failed() && r.atEnd();
-}
-
 int16_t count16(size_t n) {
   return static_cast<int16_t>(n);
 }
@@ -68,7 +62,7 @@ std::optional<StartupPacket> parseStartupPacket(std::string_view body) {
       p.kind = StartupPacket::Kind::kCancelRequest;
       p.cancel_pid = r.int32();
       p.cancel_key = r.int32();
-      if (!consumed(r)) return std::nullopt;
+      if (!r.consumedAll()) return std::nullopt;
       return p;
     default:
       break;
@@ -338,7 +332,7 @@ std::optional<ParameterStatus> parseParameterStatus(std::string_view body) {
   ParameterStatus p;
   p.name = r.cstring();
   p.value = r.cstring();
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return p;
 }
 
@@ -347,21 +341,21 @@ std::optional<BackendKeyData> parseBackendKeyData(std::string_view body) {
   BackendKeyData k;
   k.pid = r.int32();
   k.key = r.int32();
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return k;
 }
 
 std::optional<std::string_view> parseQuery(std::string_view body) {
   Reader r(body);
   const std::string_view sql = r.cstring();
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return sql;
 }
 
 std::optional<char> parseReadyForQuery(std::string_view body) {
   Reader r(body);
   const char status = static_cast<char>(r.int8());
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   if (status != 'I' && status != 'T' && status != 'E') return std::nullopt;
   return status;
 }
@@ -369,7 +363,7 @@ std::optional<char> parseReadyForQuery(std::string_view body) {
 std::optional<std::string_view> parsePasswordMessage(std::string_view body) {
   Reader r(body);
   const std::string_view password = r.cstring();
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return password;
 }
 
@@ -380,7 +374,7 @@ std::optional<SaslInitialResponse> parseSaslInitialResponse(std::string_view bod
   const int32_t len = r.int32();
   if (r.failed() || len < -1) return std::nullopt;
   if (len > 0) s.data = r.bytes(static_cast<size_t>(len));
-  if (!consumed(r)) return std::nullopt;
+  if (!r.consumedAll()) return std::nullopt;
   return s;
 }
 
