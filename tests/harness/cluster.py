@@ -244,18 +244,23 @@ class Node:
 
     def connect(self, **kw):
         """A psycopg2 connection over TCP (autocommit off, as psycopg2 defaults)."""
-        args = {"host": self.host, "port": self.port, "user": "postgres",
-                "dbname": "postgres", "connect_timeout": 10}
-        if self.cluster.password is not None:
-            args["password"] = self.cluster.password
-        args.update(kw)
-        return psycopg2.connect(**args)
+        return connect_tcp(self.host, self.port, self.cluster.password, **kw)
 
     def is_in_recovery(self):
         return self.psql("SELECT pg_is_in_recovery()", timeout=10) == "t"
 
     def log_tail(self, lines=40):
         return f"--- {self.logfile} (last {lines} lines) ---\n{tail(self.logfile, lines)}"
+
+
+def connect_tcp(host, port, password=None, **kw):
+    """psycopg2 connection as postgres to the postgres database over TCP; kw overrides."""
+    args = {"host": host, "port": port, "user": "postgres", "dbname": "postgres",
+            "connect_timeout": 10}
+    if password is not None:
+        args["password"] = password
+    args.update(kw)
+    return psycopg2.connect(**args)
 
 
 def run_psql(sql, host, port, db="postgres", user="postgres", password=None, check=True,

@@ -21,10 +21,10 @@ import subprocess
 import tempfile
 import time
 
-import psycopg2
 
 from harness import procs
-from harness.cluster import DEFAULT_TIMEOUT, render_conf, run_psql, tail, wait_until
+from harness.cluster import (DEFAULT_TIMEOUT, connect_tcp, render_conf, run_psql, tail,
+                             wait_until)
 from harness.errors import HarnessError, SanitizerError
 from harness.ports import free_port, is_addr_in_use, port_accepts
 
@@ -299,12 +299,7 @@ class Pgpilot:
 
     def connect(self, **kw):
         """psycopg2 connection through pgpilot (user/dbname postgres, cluster password)."""
-        args = {"host": self.host, "port": self.port, "user": "postgres",
-                "dbname": "postgres", "connect_timeout": 10}
-        if self.cluster.password is not None:
-            args["password"] = self.cluster.password
-        args.update(kw)
-        return psycopg2.connect(**args)
+        return connect_tcp(self.host, self.port, self.cluster.password, **kw)
 
     # ---- resources ----
     def rss_kb(self):
