@@ -253,12 +253,13 @@ class Node:
         return f"--- {self.logfile} (last {lines} lines) ---\n{tail(self.logfile, lines)}"
 
 
-def connect_tcp(host, port, password=None, **kw):
-    """psycopg2 connection as postgres to the postgres database over TCP; kw overrides."""
+def connect_tcp(host, port, default_password=None, **kw):
+    """psycopg2 connection as postgres to the postgres database over TCP; kw (including
+    password) overrides the defaults."""
     args = {"host": host, "port": port, "user": "postgres", "dbname": "postgres",
             "connect_timeout": 10}
-    if password is not None:
-        args["password"] = password
+    if default_password is not None:
+        args["password"] = default_password
     args.update(kw)
     return psycopg2.connect(**args)
 
