@@ -11,10 +11,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cluster/events.h"
 #include "config/config.h"
 
 namespace pgpilot::cluster {
@@ -61,7 +63,26 @@ struct NodeCounters {
   std::atomic<uint64_t> server_errors{0};
 };
 
-// The shared cluster state: the current snapshot plus counters.
+// Health-check statistics of one node (pgpool's SHOW pool_health_check_stats).
+struct HealthStats {
+  uint64_t total_count = 0;    // checks started
+  uint64_t success_count = 0;  // checks that ended with a good answer
+  uint64_t fail_count = 0;     // checks that ended in failure after all retries
+  uint64_t skip_count = 0;     // checks skipped (node detached / unused)
+  uint64_t retry_count = 0;    // retries over all checks
+  uint64_t max_retry_count = 0;
+  double max_duration_ms = 0;
+  double min_duration_ms = 0;
+  double total_duration_ms = 0;  // average = total / (success + fail)
+  double last_duration_ms = 0;
+  std::chrono::system_clock::time_point last_check{};
+  std::chrono::system_clock::time_point last_success{};
+  std::chrono::system_clock::time_point last_skip{};
+  std::chrono::system_clock::time_point last_failure{};
+};
+
+// The shared cluster state: the current snapshot plus counters, health statistics and
+// the event log.
 class ClusterState {
  public:
   std::shared_ptr<const Topology> topology() const {
@@ -72,10 +93,35 @@ class ClusterState {
     topology_.store(std::move(t), std::memory_order_release);
   }
   NodeCounters& counters(int node) { return counters_[static_cast<size_t>(node) % kMaxNodes]; }
+  const NodeCounters& counters(int node) const {
+    return counters_[static_cast<size_t>(node) % kMaxNodes];
+  }
+
+  // Health statistics: written by the control thread, read by SHOW / metrics.
+  HealthStats health(int node) const {
+    std::lock_guard lock(health_mu_);
+    return health_[static_cast<size_t>(node) % kMaxNodes];
+  }
+  template <typename F>
+  void updateHealth(int node, F&& f) {
+    std::lock_guard lock(health_mu_);
+    f(health_[static_cast<size_t>(node) % kMaxNodes]);
+  }
+
+  EventLog& events() { return events_; }
+  const EventLog& events() const { return events_; }
+
+  // Failovers (primary changes made by pgpilot) and how long the last one took, from the
+  // decision to the new primary being published (-1: none yet).
+  std::atomic<uint64_t> failovers_total{0};
+  std::atomic<int64_t> last_failover_ms{-1};
 
  private:
   std::atomic<std::shared_ptr<const Topology>> topology_{std::make_shared<const Topology>()};
   std::array<NodeCounters, kMaxNodes> counters_;
+  mutable std::mutex health_mu_;
+  std::array<HealthStats, kMaxNodes> health_{};
+  EventLog events_;
 };
 
 // The initial topology from the configuration: every node up, roles unknown.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "auth/auth.h"
+#include "cluster/control.h"
 #include "cluster/topology.h"
 #include "config/config.h"
 #include "net/stream.h"
@@ -27,6 +28,7 @@ struct Shared {
   std::shared_ptr<asio::ssl::context> client_tls;       // null: ssl = off
   std::shared_ptr<asio::ssl::context> server_tls;
   cluster::ClusterState* cluster = nullptr;
+  cluster::Control* control = nullptr;  // operator commands (null in unit tests)
   pool::PoolLimits limits;
   std::vector<Worker*> workers;  // fixed before workers start
   std::atomic<int> client_count{0};
