@@ -155,6 +155,7 @@ int run(const Options& opts) {
   rt.cfg = cfg;
   rt.shared.cfg = cfg;
   rt.shared.cluster = &rt.cluster;
+  rt.shared.primary_wait = cfg->failover_hold_timeout;
   if (!cfg->pool_passwd.empty()) {
     auto pw = auth::PasswordFile::load(resolve(cfg->source_path, cfg->pool_passwd));
     if (!pw) {

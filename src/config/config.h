@@ -99,6 +99,7 @@ struct Config {
   std::string pid_file_name = "/tmp/pgpilot.pid";
   std::string logdir = "/tmp";  // where the status file lives (pgpool: logdir)
   std::chrono::milliseconds smart_shutdown_timeout{30000};  // ours
+  std::chrono::milliseconds failover_hold_timeout{30000};   // ours
 };
 
 // A problem found while loading: "file:line: message".

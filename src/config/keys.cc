@@ -381,6 +381,9 @@ const std::array kKeys = std::to_array<KeyDef>({
     {"smart_shutdown_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
      "On a smart shutdown, wait this long for clients to leave before closing them.",
      PG_DUR(smart_shutdown_timeout)},
+    {"failover_hold_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "While no primary is known (failover in progress), a write waits this long for one.",
+     PG_DUR(failover_hold_timeout)},
 });
 
 #undef PG_STR

@@ -34,8 +34,11 @@ struct Shared {
   std::atomic<int> client_count{0};
   std::atomic<uint64_t> session_seq{0};
   std::atomic<bool> accepting{true};
-  // How long a session waits for a primary when none is known.
+  // How long a session waits for a primary when none is known (failover_hold_timeout).
   std::chrono::milliseconds primary_wait{30000};
+  // PAUSE and a planned switchover set this: a session about to start a new statement
+  // outside a transaction waits (polling; bounded by failover_hold_timeout) until cleared.
+  std::atomic<bool> hold_new_statements{false};
 };
 
 }  // namespace pgpilot::session
