@@ -313,6 +313,9 @@ Status Loader::validate() const {
     return std::unexpected(errorAt("health_check_period",
                                    "health_check_period is set but health_check_user is empty"));
   }
+  if (config_.admin_port != 0 && config_.admin_port == config_.port) {
+    return std::unexpected(errorAt("admin_port", "admin_port must differ from port"));
+  }
   return {};
 }
 

@@ -100,6 +100,11 @@ struct Config {
   std::string logdir = "/tmp";  // where the status file lives (pgpool: logdir)
   std::chrono::milliseconds smart_shutdown_timeout{30000};  // ours
   std::chrono::milliseconds failover_hold_timeout{30000};   // ours
+
+  // ---- admin console (ours; see docs/operations.md) ----
+  int admin_port = 0;  // 0 = no admin port
+  std::vector<std::string> admin_listen_addresses = {"localhost"};
+  std::vector<std::string> admin_users;  // user names allowed on the admin port
 };
 
 // A problem found while loading: "file:line: message".
@@ -147,6 +152,12 @@ std::vector<std::string> diffKeys(const Config& a, const Config& b);
 // The subset of diffKeys(old_config, new_config) that a reload cannot apply. Like pgpool,
 // adding a new backend is allowed on reload; changing the address of an existing one is not.
 std::vector<std::string> restartRequiredKeys(const Config& old_config, const Config& new_config);
+
+// What a reload applies: `next` with every restart-only setting that differs from `old`
+// put back to its old value (the running process keeps using it), and backends that `next`
+// no longer has kept. The names of the settings held back are appended to `kept`.
+// New backends are taken from `next` (adding a backend is a reload-time change).
+Config keepRestartValues(const Config& old, const Config& next, std::vector<std::string>* kept);
 
 // One row of SHOW pool_status. Secrets (passwords) are shown as "********" when set.
 struct SettingInfo {

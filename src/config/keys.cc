@@ -159,6 +159,35 @@ std::string showListenAddresses(const Config& c) {
   return out;
 }
 
+// A comma-separated list of names into a vector member (admin_users, ...). `allow_empty`:
+// '' is an empty list.
+template <auto M, bool kAllowEmpty>
+Result setNameList(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::vector<std::string> out;
+  std::string_view rest = trim(v);
+  if (rest.empty() && !kAllowEmpty) return invalid(def.name, v, "empty list");
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view item = trim(rest.substr(0, comma));
+    if (item.empty()) return invalid(def.name, v, "empty list element");
+    out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+    if (trim(rest).empty()) return invalid(def.name, v, "empty list element");
+  }
+  c.*M = std::move(out);
+  return {};
+}
+template <auto M>
+std::string showNameList(const Config& c) {
+  std::string out;
+  for (const std::string& a : c.*M) {
+    if (!out.empty()) out += ',';
+    out += a;
+  }
+  return out;
+}
+
 constexpr std::array<std::string_view, 3> kSslModes = {"disable", "prefer", "require"};
 Result setBackendSslmode(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
   std::string s = lower(trim(v));
@@ -384,6 +413,17 @@ const std::array kKeys = std::to_array<KeyDef>({
     {"failover_hold_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
      "While no primary is known (failover in progress), a write waits this long for one.",
      PG_DUR(failover_hold_timeout)},
+    // ---- admin console (ours) ----
+    {"admin_port", kInt, kNo, 0, 65535, kRestart, kPlain,
+     "TCP port of the admin console (SHOW and PGPILOT commands, pgpilotctl); 0 disables it.",
+     PG_INT(admin_port)},
+    {"admin_listen_addresses", kList, kNo, 0, 0, kRestart, kPlain,
+     "Comma-separated addresses the admin port listens on; '*' for all.",
+     &setNameList<&Config::admin_listen_addresses, false>,
+     &showNameList<&Config::admin_listen_addresses>, kNoChoices},
+    {"admin_users", kList, kNo, 0, 0, kReload, kPlain,
+     "Comma-separated user names allowed on the admin port (authenticated with pool_passwd).",
+     &setNameList<&Config::admin_users, true>, &showNameList<&Config::admin_users>, kNoChoices},
 });
 
 #undef PG_STR

@@ -2,6 +2,7 @@
 // describeSettings.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 
 #include "config/config.h"
@@ -67,6 +68,40 @@ std::vector<std::string> restartRequiredKeys(const Config& old_config, const Con
   forEachChange(old_config, new_config, [&](std::string name, bool restart) {
     if (restart) out.push_back(std::move(name));
   });
+  return out;
+}
+
+Config keepRestartValues(const Config& old, const Config& next, std::vector<std::string>* kept) {
+  Config out = next;
+  std::vector<std::string> warnings;
+  for (const KeyDef& k : keyTable()) {
+    if (!k.needs_restart) continue;
+    std::string was = k.show(old);
+    if (k.show(next) == was) continue;
+    SetContext ctx{.key = k.name, .base_dir = {}, .where = {}, .warnings = &warnings};
+    // show() renders what set() accepts (paths are already resolved, durations carry a
+    // unit), so this restores the old value exactly.
+    if (k.set(out, k, was, ctx)) kept->push_back(std::string(k.name));
+  }
+  for (const BackendConfig& ob : old.backends) {
+    auto it = std::find_if(out.backends.begin(), out.backends.end(),
+                           [&](const BackendConfig& b) { return b.id == ob.id; });
+    if (it == out.backends.end()) {  // removing a backend needs a restart
+      out.backends.push_back(ob);
+      kept->push_back(fmt::format("backend_hostname{}", ob.id));
+      continue;
+    }
+    for (const BackendKeyDef& k : backendKeys()) {
+      if (!k.needs_restart) continue;
+      std::string was = k.show(ob);
+      if (k.show(*it) == was) continue;
+      std::string name = fmt::format("{}{}", k.prefix, ob.id);
+      SetContext ctx{.key = name, .base_dir = {}, .where = {}, .warnings = &warnings};
+      if (k.set(*it, was, ctx)) kept->push_back(std::move(name));
+    }
+  }
+  std::sort(out.backends.begin(), out.backends.end(),
+            [](const BackendConfig& a, const BackendConfig& b) { return a.id < b.id; });
   return out;
 }
 

@@ -114,5 +114,43 @@ TEST(DescribeSettings, ShownValuesLoadBackToTheSameConfig) {
   EXPECT_TRUE(diffKeys(*c, *again->config).empty());
 }
 
+TEST(KeepRestartValues, RestartKeysKeepOldValuesReloadKeysTakeNew) {
+  auto a = mustLoad(
+      "port = 1\nlisten_addresses = 'a,b'\nclient_idle_limit = 5\n"
+      "backend_hostname1 = h1\nbackend_weight1 = 1\nbackend_hostname2 = h2\n"
+      "admin_users = 'x'");
+  auto b = mustLoad(
+      "port = 2\nlisten_addresses = 'c'\nclient_idle_limit = 7\n"
+      "backend_hostname1 = other\nbackend_weight1 = 3\nbackend_hostname4 = h4\n"
+      "admin_users = 'x,y'");
+  std::vector<std::string> kept;
+  Config c = keepRestartValues(*a, *b, &kept);
+  EXPECT_EQ(c.port, 1);
+  EXPECT_EQ(c.listen_addresses, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c.client_idle_limit, 7s);
+  EXPECT_EQ(c.admin_users, (std::vector<std::string>{"x", "y"}));
+  ASSERT_EQ(c.backends.size(), 4u);  // test_util adds backend 0 to both
+  EXPECT_EQ(c.backends[1].id, 1);
+  EXPECT_EQ(c.backends[1].hostname, "h1");
+  EXPECT_EQ(c.backends[1].weight, 3);
+  EXPECT_EQ(c.backends[2].id, 2);  // removal needs a restart: kept
+  EXPECT_EQ(c.backends[3].id, 4);  // added on reload
+  EXPECT_EQ(kept, (std::vector<std::string>{"listen_addresses", "port", "backend_hostname1",
+                                            "backend_hostname2"}));
+  EXPECT_TRUE(restartRequiredKeys(*a, c).empty());
+}
+
+TEST(AdminKeys, ParseAndValidate) {
+  auto c = mustLoad("admin_port = 9898\nadmin_users = 'ops, root'");
+  EXPECT_EQ(c->admin_port, 9898);
+  EXPECT_EQ(c->admin_users, (std::vector<std::string>{"ops", "root"}));
+  EXPECT_EQ(c->admin_listen_addresses, std::vector<std::string>{"localhost"});
+  EXPECT_TRUE(needsRestart("admin_port"));
+  EXPECT_FALSE(needsRestart("admin_users"));
+  auto bad = loadString("backend_hostname0 = h\nport = 7000\nadmin_port = 7000", "t.conf");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("admin_port must differ from port"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace pgpilot::config
