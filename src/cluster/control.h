@@ -45,7 +45,8 @@ struct Command {
 
 struct CommandResult {
   bool ok = false;
-  std::string message;  // human words; for errors the reason
+  std::string message;   // human words; for errors the reason
+  std::string sqlstate;  // optional, for errors: what the admin console reports (else 55000)
 };
 
 using CommandCallback = std::function<void(CommandResult)>;

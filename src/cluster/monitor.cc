@@ -1,5 +1,6 @@
 #include "cluster/monitor.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/log.h"
@@ -78,7 +79,25 @@ net::Task<ProbeResult> Monitor::probe(const config::BackendConfig& b) {
   co_return r;
 }
 
+void Monitor::setConfig(std::shared_ptr<const config::Config> cfg,
+                        std::shared_ptr<const auth::PasswordFile> passwords) {
+  cfg_ = std::move(cfg);
+  passwords_ = std::move(passwords);
+}
+
 net::Task<void> Monitor::probeAll() {
+  // Probe the nodes of the current snapshot, then apply the results to the snapshot that is
+  // current once they are in: a reload may publish one meanwhile (nodes it added are probed
+  // next round), and its changes must not be overwritten by a stale copy.
+  std::vector<config::BackendConfig> backends;
+  {
+    auto t = state_.topology();
+    if (t->nodes.empty()) t = initialTopology(*cfg_);
+    for (const auto& n : t->nodes) backends.push_back(n.backend);
+  }
+  std::vector<ProbeResult> results;
+  for (const auto& b : backends) results.push_back(co_await probe(b));
+
   auto current = state_.topology();
   auto next = std::make_shared<Topology>(*current);
   if (next->nodes.empty()) next = initialTopology(*cfg_);
@@ -86,7 +105,10 @@ net::Task<void> Monitor::probeAll() {
   int primary = -1;
   std::vector<std::array<std::string, 3>> replication;
   for (auto& n : next->nodes) {
-    auto r = co_await probe(n.backend);
+    auto it = std::find_if(results.begin(), results.end(),
+                           [&](const ProbeResult& pr) { return pr.node == n.backend.id; });
+    if (it == results.end()) continue;
+    const ProbeResult& r = *it;
     const Role pg_role = r.reachable ? r.role : Role::kUnknown;
     if (n.pg_up != r.reachable || n.pg_role != pg_role) changed = true;
     if (!r.reachable && n.pg_up) {

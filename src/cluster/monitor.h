@@ -39,6 +39,10 @@ class Monitor {
   // Runs until stop(): periodic probes.
   net::Task<void> run();
   void stop();
+  // A reload's configuration and password file (health-check settings and credentials;
+  // control thread). Nodes come from the published Topology.
+  void setConfig(std::shared_ptr<const config::Config> cfg,
+                 std::shared_ptr<const auth::PasswordFile> passwords);
 
  private:
   net::Task<ProbeResult> probe(const config::BackendConfig& b);

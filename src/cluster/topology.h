@@ -56,11 +56,35 @@ struct Topology {
 
 inline constexpr int kMaxNodes = 128;
 
+// Statement classes counted per node (pgpool's SHOW pool_backend_stats columns).
+enum class StatementClass { kSelect, kInsert, kUpdate, kDelete, kDdl, kOther };
+
+// What the first keyword of `sql` says (comments and leading blanks skipped; WITH and
+// anything unknown is kOther). Cheap: no parse. The router may count with its own
+// classification through NodeCounters::count() instead.
+StatementClass firstKeywordClass(std::string_view sql);
+
 // Per-node statistics bumped by workers (relaxed atomics; read by SHOW and /metrics).
 struct NodeCounters {
   std::atomic<uint64_t> select_cnt{0};
   std::atomic<uint64_t> statements{0};
-  std::atomic<uint64_t> server_errors{0};
+  std::atomic<uint64_t> server_errors{0};  // ErrorResponse of any severity from the server
+  // SHOW pool_backend_stats: statements sent to the node by class, and the server's
+  // ErrorResponses by severity.
+  std::atomic<uint64_t> insert_cnt{0};
+  std::atomic<uint64_t> update_cnt{0};
+  std::atomic<uint64_t> delete_cnt{0};
+  std::atomic<uint64_t> ddl_cnt{0};
+  std::atomic<uint64_t> other_cnt{0};
+  std::atomic<uint64_t> error_cnt{0};
+  std::atomic<uint64_t> fatal_cnt{0};
+  std::atomic<uint64_t> panic_cnt{0};
+
+  // Bump helpers for the query path (one relaxed add each).
+  void count(StatementClass c);
+  void countStatement(std::string_view sql) { count(firstKeywordClass(sql)); }
+  // `severity`: the ErrorResponse's (V) severity: ERROR, FATAL or PANIC.
+  void countError(std::string_view severity);
 };
 
 // Health-check statistics of one node (pgpool's SHOW pool_health_check_stats).

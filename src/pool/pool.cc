@@ -230,3 +230,24 @@ size_t Pool::idleCount() const {
 }
 
 }  // namespace pgpilot::pool
+
+namespace pgpilot::pool {
+
+std::vector<std::pair<PoolKey, int>> PoolLimits::snapshot() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<PoolKey, int>> out;
+  for (const auto& [key, n] : counts_) {
+    if (n > 0) out.emplace_back(key, n);
+  }
+  return out;
+}
+
+std::vector<std::pair<PoolKey, size_t>> Pool::idleByKey() const {
+  std::vector<std::pair<PoolKey, size_t>> out;
+  for (const auto& [key, list] : idle_) {
+    if (!list.empty()) out.emplace_back(key, list.size());
+  }
+  return out;
+}
+
+}  // namespace pgpilot::pool

@@ -40,6 +40,8 @@ class PoolLimits {
   void release(const PoolKey& key);
   int count(const PoolKey& key) const;
   int total() const;
+  // Every key with open connections and their count (SHOW pool_pools).
+  std::vector<std::pair<PoolKey, int>> snapshot() const;
 
  private:
   mutable std::mutex mu_;
@@ -98,6 +100,8 @@ class Pool {
   void reap();
 
   size_t idleCount() const;
+  // Idle connections per key (SHOW pool_pools).
+  std::vector<std::pair<PoolKey, size_t>> idleByKey() const;
   const PoolStats& stats() const { return stats_; }
 
  private:
