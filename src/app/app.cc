@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "admin/show.h"
+#include "app/app_control.h"
 #include "app/pid_file.h"
 #include "cluster/monitor.h"
 #include "common/log.h"
@@ -59,14 +61,113 @@ int stopRunning(const config::Config& cfg, const std::string& mode) {
 }
 
 struct Runtime {
-  std::shared_ptr<const config::Config> cfg;
+  std::string config_path;
+  std::shared_ptr<const config::Config> cfg;  // control thread's copy of shared.cfg
   asio::io_context control;
   cluster::ClusterState cluster;
   session::Shared shared;
   std::vector<std::unique_ptr<session::Worker>> workers;
   std::unique_ptr<cluster::Monitor> monitor;
+  std::unique_ptr<AppControl> control_impl;
   bool stopping = false;
 };
+
+struct AuthFiles {
+  std::shared_ptr<const auth::PasswordFile> passwords;  // null: pool_passwd = ''
+  std::shared_ptr<const auth::HbaRules> hba;            // null: enable_pool_hba = off
+};
+
+std::expected<AuthFiles, std::string> loadAuthFiles(const config::Config& cfg) {
+  AuthFiles out;
+  if (!cfg.pool_passwd.empty()) {
+    auto pw = auth::PasswordFile::load(resolve(cfg.source_path, cfg.pool_passwd));
+    if (!pw) return std::unexpected(pw.error().message);
+    out.passwords = std::make_shared<const auth::PasswordFile>(std::move(*pw));
+  }
+  if (cfg.enable_pool_hba) {
+    auto hba = auth::HbaRules::load(resolve(cfg.source_path, cfg.pool_hba_file));
+    if (!hba) return std::unexpected(hba.error().message);
+    out.hba = std::make_shared<const auth::HbaRules>(std::move(*hba));
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// Publishes the reloaded backends: new ones join as "unused" (pgpool's "add a backend"
+// scenario: not used until attached), weight/flag/application_name changes apply.
+void applyBackends(Runtime& rt, const config::Config& cfg) {
+  auto current = rt.cluster.topology();
+  auto next = std::make_shared<cluster::Topology>(*current);
+  bool changed = false;
+  for (const auto& b : cfg.backends) {
+    auto it = std::find_if(next->nodes.begin(), next->nodes.end(),
+                           [&](const cluster::NodeState& n) { return n.backend.id == b.id; });
+    if (it == next->nodes.end()) {
+      cluster::NodeState n;
+      n.backend = b;
+      n.status = cluster::NodeStatus::kUnused;
+      next->nodes.push_back(std::move(n));
+      rt.cluster.events().add("reload", b.id,
+                              fmt::format("node {} ({}:{}) added by reload: status unused until "
+                                          "attached",
+                                          b.id, b.hostname, b.port));
+      changed = true;
+    } else if (it->backend.weight != b.weight || it->backend.flag != b.flag ||
+               it->backend.allow_failover != b.allow_failover ||
+               it->backend.application_name != b.application_name) {
+      it->backend = b;
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  std::sort(next->nodes.begin(), next->nodes.end(),
+            [](const auto& a, const auto& b) { return a.backend.id < b.backend.id; });
+  next->version = current->version + 1;
+  rt.cluster.publish(std::move(next));
+}
+
+// SIGHUP and RELOAD: re-read the file. An invalid file (or pool_passwd / pool_hba file)
+// changes nothing; restart-only settings keep their running value and are reported.
+cluster::CommandResult reloadConfig(Runtime& rt) {
+  const auto fail = [&rt](std::string why) {
+    std::string msg = fmt::format(
+        "configuration reload failed, nothing changed (the running configuration stays): {}", why);
+    rt.cluster.events().add("reload", -1, msg, /*failure=*/true);
+    return cluster::CommandResult{.ok = false, .message = std::move(msg), .sqlstate = "F0000"};
+  };
+  auto loaded = config::loadFile(rt.config_path);
+  if (!loaded) return fail(loaded.error().str());
+  std::vector<std::string> kept;
+  auto next = std::make_shared<const config::Config>(
+      config::keepRestartValues(*rt.cfg, *loaded->config, &kept));
+  auto files = loadAuthFiles(*next);
+  if (!files) return fail(files.error());
+  for (const auto& w : loaded->warnings) log::logf(Level::kWarning, "reload: {}", w);
+
+  const std::vector<std::string> changed = config::diffKeys(*rt.cfg, *next);
+  rt.cfg = next;
+  rt.shared.cfg.store(next, std::memory_order_release);
+  rt.shared.passwords.store(files->passwords, std::memory_order_release);
+  rt.shared.hba.store(files->hba, std::memory_order_release);
+  log::Level level = log::Level::kWarning;
+  if (log::parseLevel(next->log_min_messages, &level)) log::setLevel(level);
+  for (auto& w : rt.workers) w->applyConfig(next);
+  rt.monitor->setConfig(next, files->passwords);
+  applyBackends(rt, *next);
+
+  std::string msg = fmt::format("configuration reloaded from {}: ", rt.config_path);
+  msg += changed.empty() ? "no setting changed" : "changed " + joined(changed);
+  if (!kept.empty()) {
+    msg += fmt::format("; requires restart (running value kept): {}", joined(kept));
+  }
+  rt.cluster.events().add("reload", -1, msg);
+  return cluster::CommandResult{.ok = true, .message = std::move(msg)};
+}
 
 size_t liveSessions(const Runtime& rt) {
   size_t n = 0;
@@ -113,7 +214,8 @@ void handleSignals(Runtime& rt, asio::signal_set& signals) {
   signals.async_wait([&rt, &signals](std::error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      log::logf(Level::kLog, "received SIGHUP: configuration reload is not implemented yet");
+      log::logf(Level::kLog, "received SIGHUP: reloading the configuration file");
+      reloadConfig(rt);
     } else if (sig == SIGTERM && !rt.stopping) {
       asio::co_spawn(rt.control, smartStop(rt), asio::detached);
     } else if (sig == SIGINT || sig == SIGQUIT || sig == SIGTERM) {
@@ -152,26 +254,19 @@ int run(const Options& opts) {
   }
 
   Runtime rt;
+  rt.config_path = opts.config_file;
   rt.cfg = cfg;
-  rt.shared.cfg = cfg;
+  rt.shared.cfg.store(cfg);
   rt.shared.cluster = &rt.cluster;
   rt.shared.primary_wait = cfg->failover_hold_timeout;
-  if (!cfg->pool_passwd.empty()) {
-    auto pw = auth::PasswordFile::load(resolve(cfg->source_path, cfg->pool_passwd));
-    if (!pw) {
-      fatal(pw.error().message);
-      return 1;
-    }
-    rt.shared.passwords = std::make_shared<const auth::PasswordFile>(std::move(*pw));
+  auto files = loadAuthFiles(*cfg);
+  if (!files) {
+    fatal(files.error());
+    return 1;
   }
-  if (cfg->enable_pool_hba) {
-    auto hba = auth::HbaRules::load(resolve(cfg->source_path, cfg->pool_hba_file));
-    if (!hba) {
-      fatal(hba.error().message);
-      return 1;
-    }
-    rt.shared.hba = std::make_shared<const auth::HbaRules>(std::move(*hba));
-  } else {
+  rt.shared.passwords.store(files->passwords);
+  rt.shared.hba.store(files->hba);
+  if (!cfg->enable_pool_hba) {
     log::logf(Level::kWarning,
               "enable_pool_hba is off: every client is trusted without a password");
   }
@@ -189,7 +284,19 @@ int run(const Options& opts) {
 
   // Find the primary before accepting clients (bounded by the probe timeouts).
   rt.cluster.publish(cluster::initialTopology(*cfg));
-  rt.monitor = std::make_unique<cluster::Monitor>(rt.control, rt.cluster, cfg, rt.shared.passwords);
+  rt.monitor = std::make_unique<cluster::Monitor>(rt.control, rt.cluster, cfg, files->passwords);
+  rt.control_impl = std::make_unique<AppControl>(
+      rt.control, rt.shared, rt.cluster,
+      AppControl::Hooks{.reload = [&rt] { return reloadConfig(rt); },
+                        .shutdown =
+                            [&rt](bool fast) {
+                              if (fast) {
+                                fastStop(rt);
+                              } else if (!rt.stopping) {
+                                asio::co_spawn(rt.control, smartStop(rt), asio::detached);
+                              }
+                            }});
+  rt.shared.control = rt.control_impl.get();
   asio::co_spawn(rt.control, rt.monitor->probeAll(), asio::detached);
   rt.control.run();
   rt.control.restart();
@@ -215,6 +322,10 @@ int run(const Options& opts) {
   asio::co_spawn(rt.control, rt.monitor->run(), asio::detached);
   log::logf(Level::kLog, "pgpilot {} started: pid {}, port {}, {} worker threads, {} nodes",
             admin::kVersion, ::getpid(), cfg->port, nworkers, cfg->backends.size());
+  if (cfg->admin_port > 0) {
+    log::logf(Level::kLog, "admin console listening on port {} (admin_users: {})", cfg->admin_port,
+              cfg->admin_users.empty() ? "none" : joined(cfg->admin_users));
+  }
   rt.control.run();
   for (auto& w : rt.workers) w->join();
   log::logf(Level::kLog, "pgpilot stopped");

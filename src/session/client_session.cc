@@ -22,17 +22,6 @@ bool serverWantsBody(char type) {
          type == be::kCopyBothResponse;
 }
 
-bool startsWithSelect(std::string_view sql) {
-  size_t i = 0;
-  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
-  constexpr std::string_view kSelect = "select";
-  if (sql.size() - i < kSelect.size()) return false;
-  for (size_t k = 0; k < kSelect.size(); ++k) {
-    if (std::tolower(static_cast<unsigned char>(sql[i + k])) != kSelect[k]) return false;
-  }
-  return true;
-}
-
 std::string quoteLiteral(std::string_view v) {
   std::string out = "'";
   for (char c : v) {
@@ -61,10 +50,12 @@ bool clientWantsBody(char type) {
   return type == fe::kQuery;
 }
 
-ClientSession::ClientSession(Worker& worker, net::Stream client)
+ClientSession::ClientSession(Worker& worker, net::Stream client, bool admin)
     : worker_(worker),
       shared_(worker.shared()),
-      cfg_(worker.shared().cfg),
+      cfg_(worker.shared().config()),
+      admin_(admin),
+      started_(std::chrono::system_clock::now()),
       client_(std::move(client)),
       client_write_(worker.context().get_executor()),
       server_idle_(worker.context().get_executor()),
@@ -130,9 +121,15 @@ net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
       co_await s.sendFatal("53300", "sorry, too many clients already");
       ok = false;
     }
+    // Admin port: only admin_users, refused before any password exchange.
+    ok = ok && (!s.admin_ || co_await s.checkAdminUser());
     ok = ok && co_await s.authenticate();
   }
-  if (ok && co_await s.attachServer()) co_await s.relay();
+  if (ok && s.admin_) {
+    co_await s.adminSession();
+  } else if (ok && co_await s.attachServer()) {
+    co_await s.relay();
+  }
   s.shared_.client_count.fetch_sub(1);
   s.finish();
 }
@@ -238,16 +235,24 @@ net::Task<bool> ClientSession::startup() {
 // ---- client authentication ---------------------------------------------------------------
 
 net::Task<bool> ClientSession::authenticate() {
-  const auth::PasswordEntry* entry =
-      shared_.passwords ? shared_.passwords->find(info_.user) : nullptr;
+  // Snapshots (a reload may swap them): `passwords` keeps `entry` alive for the exchange.
+  const auto passwords = shared_.passwordFile();
+  const auto hba = shared_.hbaRules();
+  const auth::PasswordEntry* entry = passwords ? passwords->find(info_.user) : nullptr;
   creds_.user = info_.user;
   if (entry) creds_.password = *entry;
   auth::AuthMethod method = auth::AuthMethod::kTrust;
-  if (shared_.hba) {
-    method = shared_.hba->match({.user = info_.user,
-                                 .database = info_.database,
-                                 .address = client_addr_,
-                                 .ssl = client_.isTls()});
+  if (admin_) {
+    // The admin port always asks for a password, whatever pool_hba says: SCRAM, or md5
+    // when pool_passwd holds only an md5 hash.
+    method = entry && entry->kind == auth::PasswordEntry::Kind::kMd5
+                 ? auth::AuthMethod::kMd5
+                 : auth::AuthMethod::kScramSha256;
+  } else if (hba) {
+    method = hba->match({.user = info_.user,
+                         .database = info_.database,
+                         .address = client_addr_,
+                         .ssl = client_.isTls()});
   }
   bool ok = true;
   switch (method) {
@@ -544,8 +549,7 @@ net::Task<void> ClientSession::clientPump() {
       if (step.kind == protocol::ScanKind::kMessage) {  // a Query
         counters.statements.fetch_add(1, std::memory_order_relaxed);
         auto sql = protocol::parseQuery(step.body).value_or(std::string_view{});
-        const auto cmd = admin::recognize(sql);
-        if (cmd != admin::AdminCommand::kNone) {
+        if (admin::recognize(sql) != admin::AdminCommand::kNone) {
           // Forward what came before, then answer in order once the server is idle.
           if (pos > fwd_start) {
             if (co_await server_->stream().writeAll(data.substr(fwd_start, pos - fwd_start))) {
@@ -560,7 +564,7 @@ net::Task<void> ClientSession::clientPump() {
           fwd_start = pos;
           continue;
         }
-        if (startsWithSelect(sql)) counters.select_cnt.fetch_add(1, std::memory_order_relaxed);
+        counters.countStatement(sql);
         if (cfg_->log_statement) log::logf(Level::kLog, logContext(), "statement: {}", sql);
         ++pending_;
         copy_in_ = false;
@@ -686,6 +690,7 @@ net::Task<bool> ClientSession::serverPump() {
           case be::kErrorResponse:
             if (auto f = protocol::parseErrorFields(step.body)) {
               if (f->severity == "FATAL" || f->severity == "PANIC") sent_fatal = true;
+              shared_.cluster->counters(server_->node()).countError(f->severity);
             }
             break;
           case be::kCopyInResponse:
@@ -716,17 +721,6 @@ net::Task<bool> ClientSession::serverPump() {
       co_return true;
     }
   }
-}
-
-net::Task<void> ClientSession::answerAdmin(std::string_view sql) {
-  auto topo = shared_.cluster->topology();
-  admin::AdminContext ctx{.topology = topo.get(),
-                          .state = shared_.cluster,
-                          .session_node = server_ ? server_->node() : -1};
-  std::string out;
-  admin::answer(admin::recognize(sql), ctx, out);
-  protocol::buildReadyForQuery(out, tx_status_);
-  co_await writeClient(out);
 }
 
 void ClientSession::finish() {

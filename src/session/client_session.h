@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "admin/show.h"
 #include "auth/auth.h"
 #include "common/log.h"
 #include "net/stream.h"
@@ -28,7 +29,8 @@ bool clientWantsBody(char type);
 
 class ClientSession {
  public:
-  ClientSession(Worker& worker, net::Stream client);
+  // `admin`: accepted on the admin port (admin console: no server connection).
+  ClientSession(Worker& worker, net::Stream client, bool admin = false);
   ~ClientSession();
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
@@ -40,6 +42,8 @@ class ClientSession {
   void cancel(int32_t key);
   // Ends the session now (fast shutdown): closes the client socket.
   void abort();
+  // A row of SHOW pool_sessions (worker thread; see admin_session.cc).
+  admin::SessionRow info() const;
 
  private:
   struct StartupInfo {
@@ -58,7 +62,12 @@ class ClientSession {
   net::Task<void> relay();
   net::Task<void> clientPump();
   net::Task<bool> serverPump();
+  // Admin console (admin_session.cc).
   net::Task<void> answerAdmin(std::string_view sql);
+  net::Task<bool> checkAdminUser();
+  net::Task<void> adminSession();
+  net::Task<void> runAdminStatement(const admin::Statement& st, std::string& out);
+  net::Task<std::vector<admin::PoolRow>> collectPools();
   net::Task<void> sendFatal(std::string_view sqlstate, std::string_view message,
                             std::string_view detail = {});
   net::Task<std::error_code> writeClient(std::string_view data);
@@ -68,6 +77,8 @@ class ClientSession {
   Worker& worker_;
   Shared& shared_;
   std::shared_ptr<const config::Config> cfg_;
+  bool admin_ = false;
+  std::chrono::system_clock::time_point started_;
   net::Stream client_;
   std::string client_addr_;
   uint64_t id_ = 0;

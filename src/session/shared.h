@@ -1,9 +1,11 @@
 // Process-wide state shared by every worker: configuration, authentication data, TLS
 // contexts, the cluster snapshot, pool limits and the worker list.
 //
-// Everything here is either immutable after start (shared_ptr<const T>), atomic, or has its
-// own small lock that is never taken on the query path (PoolLimits: only when a server
-// connection is opened or closed).
+// Everything here is either immutable after start, an atomic (the configuration, password
+// file and hba rules are immutable snapshots that a reload swaps as a whole: readers take
+// one with config() / passwordFile() / hbaRules() and keep it), or has its own small lock
+// that is never taken on the query path (PoolLimits: only when a server connection is
+// opened or closed).
 #pragma once
 
 #include <atomic>
@@ -22,10 +24,11 @@ namespace pgpilot::session {
 class Worker;
 
 struct Shared {
-  std::shared_ptr<const config::Config> cfg;
-  std::shared_ptr<const auth::PasswordFile> passwords;  // null: no password file
-  std::shared_ptr<const auth::HbaRules> hba;            // null: enable_pool_hba = off
-  std::shared_ptr<asio::ssl::context> client_tls;       // null: ssl = off
+  // Swapped by a reload (control thread). A session takes one snapshot when it starts.
+  std::atomic<std::shared_ptr<const config::Config>> cfg;
+  std::atomic<std::shared_ptr<const auth::PasswordFile>> passwords;  // null: no password file
+  std::atomic<std::shared_ptr<const auth::HbaRules>> hba;            // null: enable_pool_hba = off
+  std::shared_ptr<asio::ssl::context> client_tls;                    // null: ssl = off
   std::shared_ptr<asio::ssl::context> server_tls;
   cluster::ClusterState* cluster = nullptr;
   cluster::Control* control = nullptr;  // operator commands (null in unit tests)
@@ -39,6 +42,18 @@ struct Shared {
   // PAUSE and a planned switchover set this: a session about to start a new statement
   // outside a transaction waits (polling; bounded by failover_hold_timeout) until cleared.
   std::atomic<bool> hold_new_statements{false};
+  // When the process started (SHOW pool_processes).
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+
+  std::shared_ptr<const config::Config> config() const {
+    return cfg.load(std::memory_order_acquire);
+  }
+  std::shared_ptr<const auth::PasswordFile> passwordFile() const {
+    return passwords.load(std::memory_order_acquire);
+  }
+  std::shared_ptr<const auth::HbaRules> hbaRules() const {
+    return hba.load(std::memory_order_acquire);
+  }
 };
 
 }  // namespace pgpilot::session

@@ -9,6 +9,22 @@ namespace pgpilot::session {
 
 using log::Level;
 
+namespace {
+
+pool::PoolSettings poolSettings(const config::Config& cfg) {
+  pool::PoolSettings ps;
+  ps.max_pool = cfg.max_pool;
+  ps.wait_timeout = cfg.pool_wait_timeout;
+  ps.connect_timeout = cfg.connect_timeout;
+  ps.life_time = cfg.connection_life_time;
+  ps.idle_timeout = cfg.server_idle_timeout;
+  ps.reset_queries = pool::splitResetQueries(cfg.reset_query_list);
+  ps.sslmode = cfg.backend_sslmode;
+  return ps;
+}
+
+}  // namespace
+
 Worker::Worker(Shared& shared, int index)
     : shared_(shared), index_(index), ctx_(1), rng_(std::random_device{}()), reap_timer_(ctx_) {
   pool_ = std::make_unique<pool::Pool>(
@@ -18,16 +34,7 @@ Worker::Worker(Shared& shared, int index)
           asio::post(w->context(), [w, key] { w->pool().evictOne(key); });
         }
       });
-  const auto& cfg = *shared_.cfg;
-  pool::PoolSettings ps;
-  ps.max_pool = cfg.max_pool;
-  ps.wait_timeout = cfg.pool_wait_timeout;
-  ps.connect_timeout = cfg.connect_timeout;
-  ps.life_time = cfg.connection_life_time;
-  ps.idle_timeout = cfg.server_idle_timeout;
-  ps.reset_queries = pool::splitResetQueries(cfg.reset_query_list);
-  ps.sslmode = cfg.backend_sslmode;
-  pool_->setSettings(std::move(ps));
+  pool_->setSettings(poolSettings(*shared_.config()));
 }
 
 Worker::~Worker() {
@@ -35,9 +42,18 @@ Worker::~Worker() {
 }
 
 std::expected<void, std::string> Worker::listen() {
-  const auto& cfg = *shared_.cfg;
+  const auto cfg = shared_.config();
+  if (auto r = listenOn(cfg->listen_addresses, cfg->port, false); !r) return r;
+  if (index_ == 0 && cfg->admin_port > 0) {
+    return listenOn(cfg->admin_listen_addresses, cfg->admin_port, true);
+  }
+  return {};
+}
+
+std::expected<void, std::string> Worker::listenOn(const std::vector<std::string>& addresses,
+                                                  int port, bool admin) {
   std::vector<std::string> addrs;
-  for (const auto& a : cfg.listen_addresses) {
+  for (const auto& a : addresses) {
     if (a == "*") {
       addrs = {"0.0.0.0", "::"};
       break;
@@ -48,7 +64,7 @@ std::expected<void, std::string> Worker::listen() {
     std::error_code ec;
     auto addr = asio::ip::make_address(a, ec);
     if (ec) return std::unexpected(fmt::format("invalid listen address \"{}\"", a));
-    net::tcp::endpoint ep(addr, static_cast<unsigned short>(cfg.port));
+    net::tcp::endpoint ep(addr, static_cast<unsigned short>(port));
     auto acc = std::make_unique<net::tcp::acceptor>(ctx_);
     acc->open(ep.protocol(), ec);
     if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
@@ -61,19 +77,22 @@ std::expected<void, std::string> Worker::listen() {
     }
     if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
     if (!ec) acc->bind(ep, ec);
-    if (!ec) acc->listen(cfg.listen_backlog, ec);
+    if (!ec) acc->listen(shared_.config()->listen_backlog, ec);
     if (ec) {
-      return std::unexpected(
-          fmt::format("could not listen on {}:{}: {}", a, cfg.port, ec.message()));
+      return std::unexpected(fmt::format("could not listen on {}:{}{}: {}", a, port,
+                                         admin ? " (admin_port)" : "", ec.message()));
     }
-    acceptors_.push_back(std::move(acc));
+    (admin ? admin_acceptors_ : acceptors_).push_back(std::move(acc));
   }
   return {};
 }
 
 void Worker::start() {
   work_.emplace(ctx_.get_executor());
-  for (auto& acc : acceptors_) asio::co_spawn(ctx_, acceptLoop(*acc), asio::detached);
+  for (auto& acc : acceptors_) asio::co_spawn(ctx_, acceptLoop(*acc, false), asio::detached);
+  for (auto& acc : admin_acceptors_) {
+    asio::co_spawn(ctx_, acceptLoop(*acc, true), asio::detached);
+  }
   asio::co_spawn(ctx_, reapLoop(), asio::detached);
   thread_ = std::thread([this] {
     for (;;) {
@@ -89,7 +108,7 @@ void Worker::start() {
   });
 }
 
-net::Task<void> Worker::acceptLoop(net::tcp::acceptor& acceptor) {
+net::Task<void> Worker::acceptLoop(net::tcp::acceptor& acceptor, bool admin) {
   for (;;) {
     auto [ec, sock] = co_await acceptor.async_accept(net::kUseAwaitable);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
@@ -104,7 +123,7 @@ net::Task<void> Worker::acceptLoop(net::tcp::acceptor& acceptor) {
     std::error_code ignored;
     sock.set_option(net::tcp::no_delay(true), ignored);
     sock.set_option(asio::socket_base::keep_alive(true), ignored);
-    auto session = std::make_unique<ClientSession>(*this, net::Stream(std::move(sock)));
+    auto session = std::make_unique<ClientSession>(*this, net::Stream(std::move(sock)), admin);
     session_count_.fetch_add(1, std::memory_order_relaxed);
     asio::co_spawn(ctx_, ClientSession::run(std::move(session)), [this](std::exception_ptr e) {
       session_count_.fetch_sub(1, std::memory_order_relaxed);
@@ -130,9 +149,11 @@ net::Task<void> Worker::reapLoop() {
 
 void Worker::stopAccepting() {
   asio::post(ctx_, [this] {
-    for (auto& acc : acceptors_) {
-      std::error_code ignored;
-      acc->close(ignored);
+    for (auto* list : {&acceptors_, &admin_acceptors_}) {
+      for (auto& acc : *list) {
+        std::error_code ignored;
+        acc->close(ignored);
+      }
     }
   });
 }
@@ -186,6 +207,46 @@ void Worker::routeCancel(Shared& shared, int32_t pid, int32_t key) {
   asio::post(w->context(), [w, pid, key] {
     if (ClientSession* s = w->findSession(pid)) s->cancel(key);
   });
+}
+
+}  // namespace pgpilot::session
+
+namespace pgpilot::session {
+
+void Worker::applyConfig(std::shared_ptr<const config::Config> cfg) {
+  asio::post(ctx_, [this, cfg = std::move(cfg)] { pool_->setSettings(poolSettings(*cfg)); });
+}
+
+std::vector<admin::SessionRow> Worker::sessionRows() const {
+  std::vector<admin::SessionRow> out;
+  out.reserve(sessions_.size());
+  for (const auto& [pid, s] : sessions_) out.push_back(s->info());
+  return out;
+}
+
+admin::WorkerRow Worker::workerRow() const {
+  const pool::PoolStats& st = pool_->stats();
+  return admin::WorkerRow{.worker = index_,
+                          .client_sessions = sessionCount(),
+                          .idle_server_connections = pool_->idleCount(),
+                          .opened = st.opened,
+                          .closed = st.closed,
+                          .reused = st.reused,
+                          .waits = st.waits,
+                          .wait_timeouts = st.wait_timeouts,
+                          .reset_failures = st.reset_failures};
+}
+
+std::vector<admin::PoolRow> Worker::idleRows() const {
+  std::vector<admin::PoolRow> out;
+  for (const auto& [key, n] : pool_->idleByKey()) {
+    out.push_back(admin::PoolRow{.node = key.node,
+                                 .user = key.user,
+                                 .database = key.database,
+                                 .connections = 0,
+                                 .idle = static_cast<int>(n)});
+  }
+  return out;
 }
 
 }  // namespace pgpilot::session

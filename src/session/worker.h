@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "admin/show.h"
 #include "pool/pool.h"
 #include "session/shared.h"
 
@@ -24,7 +25,8 @@ class Worker {
   Worker(Shared& shared, int index);
   ~Worker();
 
-  // Opens the listeners (throws nothing; returns an error text on failure).
+  // Opens the listeners (throws nothing; returns an error text on failure). Worker 0 also
+  // listens on admin_port when it is set.
   std::expected<void, std::string> listen();
   void start();
   // Stops accepting new clients (smart shutdown).
@@ -49,8 +51,19 @@ class Worker {
   // Handles a CancelRequest that arrived on any worker.
   static void routeCancel(Shared& shared, int32_t pid, int32_t key);
 
+  // Applies a reloaded configuration's pool settings (posted to the worker; any thread).
+  void applyConfig(std::shared_ptr<const config::Config> cfg);
+
+  // Admin console snapshots (worker thread only).
+  std::vector<admin::SessionRow> sessionRows() const;
+  admin::WorkerRow workerRow() const;
+  // Idle server connections per pool key in this worker's pool.
+  std::vector<admin::PoolRow> idleRows() const;
+
  private:
-  net::Task<void> acceptLoop(net::tcp::acceptor& acceptor);
+  net::Task<void> acceptLoop(net::tcp::acceptor& acceptor, bool admin);
+  std::expected<void, std::string> listenOn(const std::vector<std::string>& addresses, int port,
+                                            bool admin);
   net::Task<void> reapLoop();
 
   Shared& shared_;
@@ -58,6 +71,7 @@ class Worker {
   asio::io_context ctx_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::unique_ptr<net::tcp::acceptor>> acceptors_;
+  std::vector<std::unique_ptr<net::tcp::acceptor>> admin_acceptors_;
   std::unique_ptr<pool::Pool> pool_;
   std::unordered_map<int32_t, ClientSession*> sessions_;
   std::atomic<size_t> session_count_{0};

@@ -74,5 +74,104 @@ TEST(AdminAnswer, PoolNodesHasOneRowPerNodeWithPgpoolColumns) {
   EXPECT_EQ(rows[2][4], "down");  // pg_status follows the last probe
 }
 
+TEST(AdminParse, ViewsOnBothPorts) {
+  EXPECT_EQ(recognize("SHOW pool_status"), AdminCommand::kShowPoolStatus);
+  EXPECT_EQ(recognize("show pool_sessions;"), AdminCommand::kShowPoolSessions);
+  EXPECT_EQ(recognize("SHOW pool_backend_stats"), AdminCommand::kShowPoolBackendStats);
+  EXPECT_EQ(recognize("SHOW pool_health_check_stats"), AdminCommand::kShowPoolHealthCheckStats);
+  EXPECT_EQ(recognize("SHOW pool_events"), AdminCommand::kShowPoolEvents);
+  // Unknown SHOW: the server's on the normal port, an error on the admin port.
+  EXPECT_EQ(recognize("SHOW pool_nope"), AdminCommand::kNone);
+  EXPECT_EQ(parse("SHOW pool_nope", true).command, AdminCommand::kInvalid);
+}
+
+TEST(AdminParse, CommandsNeedThePrefixOnTheNormalPort) {
+  EXPECT_EQ(recognize("RELOAD"), AdminCommand::kNone);
+  EXPECT_EQ(recognize("PAUSE"), AdminCommand::kNone);
+  EXPECT_EQ(recognize("pgpilotx reload"), AdminCommand::kNone);
+  EXPECT_EQ(recognize("SELECT pgpilot"), AdminCommand::kNone);
+  Statement st = parse("PGPILOT RELOAD;", false);
+  EXPECT_EQ(st.command, AdminCommand::kControl);
+  EXPECT_EQ(st.control.kind, cluster::CommandKind::kReload);
+  EXPECT_EQ(st.tag, "RELOAD");
+  st = parse("reload", true);
+  EXPECT_EQ(st.control.kind, cluster::CommandKind::kReload);
+}
+
+TEST(AdminParse, NodeCommands) {
+  Statement st = parse("pgpilot promote force 2", false);
+  ASSERT_EQ(st.command, AdminCommand::kControl);
+  EXPECT_EQ(st.control.kind, cluster::CommandKind::kPromote);
+  EXPECT_EQ(st.control.node, 2);
+  EXPECT_TRUE(st.control.force);
+  EXPECT_EQ(st.tag, "PGPILOT PROMOTE");
+  st = parse("SWITCHOVER TO 1", true);
+  EXPECT_EQ(st.control.kind, cluster::CommandKind::kSwitchover);
+  EXPECT_EQ(st.control.node, 1);
+  st = parse("PGPILOT DETACH 0", false);
+  EXPECT_EQ(st.control.kind, cluster::CommandKind::kDetach);
+  EXPECT_EQ(st.control.node, 0);
+  EXPECT_EQ(parse("PGPILOT ATTACH", false).command, AdminCommand::kInvalid);
+  EXPECT_EQ(parse("PGPILOT ATTACH 128", false).command, AdminCommand::kInvalid);
+  EXPECT_EQ(parse("PGPILOT ATTACH -1", false).command, AdminCommand::kInvalid);
+  EXPECT_EQ(parse("PGPILOT ATTACH 1 2", false).command, AdminCommand::kInvalid);
+}
+
+TEST(AdminParse, Shutdown) {
+  Statement st = parse("PGPILOT SHUTDOWN", false);
+  EXPECT_EQ(st.control.kind, cluster::CommandKind::kShutdown);
+  EXPECT_EQ(st.control.mode, "smart");
+  EXPECT_EQ(parse("shutdown fast", true).control.mode, "fast");
+  EXPECT_EQ(parse("PGPILOT SHUTDOWN slow", false).command, AdminCommand::kInvalid);
+}
+
+TEST(AdminParse, AdminPortAcceptsDriverStatements) {
+  EXPECT_EQ(parse("BEGIN", true).command, AdminCommand::kTransaction);
+  EXPECT_EQ(parse("BEGIN", true).tag, "BEGIN");
+  EXPECT_EQ(parse("SET datestyle = ISO", true).tag, "SET");
+  EXPECT_EQ(parse("  ;", true).command, AdminCommand::kEmpty);
+  EXPECT_EQ(parse("SELECT 1", true).command, AdminCommand::kInvalid);
+  EXPECT_EQ(parse("BEGIN", false).command, AdminCommand::kNone);
+}
+
+TEST(AdminAnswer, CommandResultBecomesNoticeAndTagOrError) {
+  Statement st = parse("PGPILOT PAUSE", false);
+  std::string out;
+  cluster::CommandResult ok{.ok = true, .message = "paused"};
+  answerStatement(st, &ok, out);
+  EXPECT_EQ(out[0], 'N');
+  EXPECT_NE(out.find("paused"), std::string::npos);
+  EXPECT_NE(out.find("PAUSE"), std::string::npos);
+  out.clear();
+  cluster::CommandResult bad{.ok = false, .message = "no", .sqlstate = "0A000"};
+  answerStatement(st, &bad, out);
+  EXPECT_EQ(out[0], 'E');
+  EXPECT_NE(out.find("0A000"), std::string::npos);
+  out.clear();
+  bad.sqlstate.clear();
+  answerStatement(st, &bad, out);
+  EXPECT_NE(out.find("55000"), std::string::npos);
+}
+
+TEST(StatementClass, FirstKeyword) {
+  using cluster::StatementClass;
+  EXPECT_EQ(cluster::firstKeywordClass("  select 1"), StatementClass::kSelect);
+  EXPECT_EQ(cluster::firstKeywordClass("/* c */ -- x\n INSERT INTO t"), StatementClass::kInsert);
+  EXPECT_EQ(cluster::firstKeywordClass("(SELECT 1) UNION (SELECT 2)"), StatementClass::kSelect);
+  EXPECT_EQ(cluster::firstKeywordClass("Update t"), StatementClass::kUpdate);
+  EXPECT_EQ(cluster::firstKeywordClass("DELETE FROM t"), StatementClass::kDelete);
+  EXPECT_EQ(cluster::firstKeywordClass("create table t()"), StatementClass::kDdl);
+  EXPECT_EQ(cluster::firstKeywordClass("BEGIN"), StatementClass::kOther);
+  EXPECT_EQ(cluster::firstKeywordClass(""), StatementClass::kOther);
+  cluster::NodeCounters c;
+  c.countStatement("select 1");
+  c.countError("ERROR");
+  c.countError("FATAL");
+  EXPECT_EQ(c.select_cnt.load(), 1u);
+  EXPECT_EQ(c.error_cnt.load(), 1u);
+  EXPECT_EQ(c.fatal_cnt.load(), 1u);
+  EXPECT_EQ(c.server_errors.load(), 2u);
+}
+
 }  // namespace
 }  // namespace pgpilot::admin

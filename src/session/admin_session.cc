@@ -1,0 +1,219 @@
+// The admin console side of ClientSession: SHOW pool_* and PGPILOT commands on the normal
+// port (interleaved with relayed SQL), and whole sessions on the admin port (admin_port:
+// no server connection; every statement is answered here).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "session/client_session.h"
+
+namespace pgpilot::session {
+
+using log::Level;
+namespace fe = protocol::fe;
+
+namespace {
+
+constexpr auto kGatherTimeout = std::chrono::seconds(5);
+
+// Runs `f(worker)` on every worker's thread and collects the rows on the caller's executor.
+// Bounded: a worker that does not answer within kGatherTimeout is left out.
+template <typename Row, typename F>
+net::Task<std::vector<Row>> gather(Shared& shared, F f) {
+  auto ex = co_await asio::this_coro::executor;
+  struct State {
+    explicit State(asio::any_io_executor e, size_t n) : timer(e), remaining(n) {}
+    asio::steady_timer timer;
+    size_t remaining;
+    std::vector<Row> rows;
+  };
+  auto st = std::make_shared<State>(ex, shared.workers.size());
+  for (Worker* w : shared.workers) {
+    asio::post(w->context(), [w, f, st, ex] {
+      std::vector<Row> rows = f(*w);
+      asio::post(ex, [st, rows = std::move(rows)]() mutable {
+        for (auto& r : rows) st->rows.push_back(std::move(r));
+        if (--st->remaining == 0) st->timer.cancel();
+      });
+    });
+  }
+  if (st->remaining > 0) {
+    st->timer.expires_after(kGatherTimeout);
+    co_await st->timer.async_wait(net::kUseAwaitable);
+  }
+  co_return std::move(st->rows);
+}
+
+// Parameters a driver expects after authentication (the admin port has no server to ask).
+void adminParameters(std::string& out, const std::string& user, const std::string& app) {
+  const std::pair<const char*, std::string> params[] = {
+      {"server_version", "15.0 (pgpilot admin console)"},
+      {"server_encoding", "UTF8"},
+      {"client_encoding", "UTF8"},
+      {"DateStyle", "ISO, MDY"},
+      {"TimeZone", "UTC"},
+      {"integer_datetimes", "on"},
+      {"standard_conforming_strings", "on"},
+      {"is_superuser", "on"},
+      {"session_authorization", user},
+      {"application_name", app},
+  };
+  for (const auto& [k, v] : params) protocol::buildParameterStatus(out, k, v);
+}
+
+}  // namespace
+
+admin::SessionRow ClientSession::info() const {
+  std::string state = admin_              ? "admin"
+                      : pending_ > 0      ? "active"
+                      : tx_status_ == 'T' ? "idle in transaction"
+                      : tx_status_ == 'E' ? "idle in transaction (aborted)"
+                                          : "idle";
+  return admin::SessionRow{.id = id_,
+                           .worker = worker_.index(),
+                           .pid = pid_,
+                           .user = info_.user,
+                           .database = info_.database,
+                           .application_name = info_.application_name,
+                           .client_address = client_addr_,
+                           .node = server_ ? server_->node() : -1,
+                           .state = std::move(state),
+                           .in_transaction = tx_status_ != 'I',
+                           .since = started_};
+}
+
+net::Task<bool> ClientSession::checkAdminUser() {
+  const auto& users = cfg_->admin_users;
+  if (std::find(users.begin(), users.end(), info_.user) != users.end()) co_return true;
+  co_await sendFatal("28000",
+                     fmt::format("user \"{}\" is not allowed on the admin port", info_.user),
+                     "admin_users lists the users allowed on admin_port");
+  co_return false;
+}
+
+// An admin-port session: after authentication, answer simple Query messages until the
+// client leaves. The extended protocol is refused (until Sync) with 0A000.
+net::Task<void> ClientSession::adminSession() {
+  pid_ = worker_.registerSession(this);
+  registered_ = true;
+  key_ = worker_.randomKey();
+  std::string out;
+  adminParameters(out, info_.user, info_.application_name);
+  protocol::buildBackendKeyData(out, pid_, key_);
+  protocol::buildReadyForQuery(out, 'I');
+  if (co_await writeClient(out)) co_return;
+  log::logf(Level::kDebug1, logContext(), "admin console session started from {}", client_addr_);
+  pool::MessageReader reader(1024);
+  bool skip_to_sync = false;
+  for (;;) {
+    auto [ec, frame] = co_await reader.next(client_, false, 1 << 20);
+    if (ec) co_return;
+    out.clear();
+    if (frame.type == fe::kTerminate) co_return;
+    if (frame.type == fe::kQuery) {
+      const std::string sql(protocol::parseQuery(frame.body).value_or(std::string_view{}));
+      co_await answerAdmin(sql);
+      continue;
+    }
+    if (frame.type == fe::kSync) {
+      skip_to_sync = false;
+      protocol::buildReadyForQuery(out, 'I');
+    } else if (!skip_to_sync) {
+      skip_to_sync = true;
+      protocol::buildError(out, "ERROR", "0A000",
+                           "the admin console supports the simple query protocol only");
+    }
+    if (!out.empty() && co_await writeClient(out)) co_return;
+  }
+}
+
+net::Task<void> ClientSession::answerAdmin(std::string_view sql) {
+  const admin::Statement st = admin::parse(sql, admin_);
+  std::string out;
+  co_await runAdminStatement(st, out);
+  protocol::buildReadyForQuery(out, admin_ ? 'I' : tx_status_);
+  co_await writeClient(out);
+}
+
+net::Task<void> ClientSession::runAdminStatement(const admin::Statement& st, std::string& out) {
+  using admin::AdminCommand;
+  if (st.command != AdminCommand::kControl) {
+    admin::AdminContext ctx{.topology = nullptr,
+                            .state = shared_.cluster,
+                            .session_node = server_ ? server_->node() : -1};
+    auto topo = shared_.cluster->topology();
+    auto cfg = shared_.config();
+    ctx.topology = topo.get();
+    ctx.config = cfg.get();
+    ctx.started = shared_.started;
+    std::vector<admin::SessionRow> sessions;
+    std::vector<admin::WorkerRow> workers;
+    std::vector<admin::PoolRow> pools;
+    if (st.command == AdminCommand::kShowPoolSessions) {
+      sessions =
+          co_await gather<admin::SessionRow>(shared_, [](Worker& w) { return w.sessionRows(); });
+      std::sort(sessions.begin(), sessions.end(),
+                [](const auto& a, const auto& b) { return a.id < b.id; });
+      ctx.sessions = &sessions;
+    } else if (st.command == AdminCommand::kShowPoolProcesses) {
+      workers = co_await gather<admin::WorkerRow>(
+          shared_, [](Worker& w) { return std::vector<admin::WorkerRow>{w.workerRow()}; });
+      std::sort(workers.begin(), workers.end(),
+                [](const auto& a, const auto& b) { return a.worker < b.worker; });
+      ctx.workers = &workers;
+    } else if (st.command == AdminCommand::kShowPoolPools) {
+      pools = co_await collectPools();
+      ctx.pools = &pools;
+    }
+    admin::answer(st.command, ctx, out);
+    admin::answerStatement(st, nullptr, out);
+    co_return;
+  }
+  // Operator commands: on the normal port only for superusers (what the server said about
+  // this session's user), always on the admin port (admin_users).
+  const bool superuser = admin_ || (server_ && server_->params().contains("is_superuser") &&
+                                    server_->params().at("is_superuser") == "on");
+  if (!superuser) {
+    protocol::buildError(
+        out, "ERROR", "42501",
+        fmt::format("permission denied: {} needs a superuser or the admin port", st.tag));
+    co_return;
+  }
+  if (!shared_.control) {
+    cluster::CommandResult r{.ok = false, .message = "operator commands are not available"};
+    admin::answerStatement(st, &r, out);
+    co_return;
+  }
+  cluster::Command cmd = st.control;
+  cmd.source = admin_ ? fmt::format("admin port ({}@{})", info_.user, client_addr_)
+                      : fmt::format("sql ({}@{})", info_.user, client_addr_);
+  log::logf(Level::kLog, logContext(), "admin command: {}{}", st.tag,
+            cmd.node >= 0 ? fmt::format(" {}", cmd.node) : std::string());
+  auto [r] = co_await cluster::asyncSubmit(*shared_.control, std::move(cmd), net::kUseAwaitable);
+  admin::answerStatement(st, &r, out);
+}
+
+net::Task<std::vector<admin::PoolRow>> ClientSession::collectPools() {
+  auto idle = co_await gather<admin::PoolRow>(shared_, [](Worker& w) { return w.idleRows(); });
+  std::map<std::tuple<int, std::string, std::string>, admin::PoolRow> rows;
+  for (const auto& [key, n] : shared_.limits.snapshot()) {
+    auto& r = rows[{key.node, key.user, key.database}];
+    r.node = key.node;
+    r.user = key.user;
+    r.database = key.database;
+    r.connections += n;
+  }
+  for (const auto& i : idle) {
+    auto& r = rows[{i.node, i.user, i.database}];
+    r.node = i.node;
+    r.user = i.user;
+    r.database = i.database;
+    r.idle += i.idle;
+  }
+  std::vector<admin::PoolRow> out;
+  for (auto& [k, r] : rows) out.push_back(std::move(r));
+  co_return out;
+}
+
+}  // namespace pgpilot::session
