@@ -216,4 +216,27 @@ net::Task<std::vector<admin::PoolRow>> ClientSession::collectPools() {
   co_return out;
 }
 
+net::Task<bool> ClientSession::holdWhilePaused(std::string_view data) {
+  if (auto f = protocol::decodeFrame(data);
+      f.status == protocol::DecodeStatus::kOk && f.frame.type == fe::kQuery) {
+    auto sql = protocol::parseQuery(f.frame.body).value_or(std::string_view{});
+    if (admin::recognize(sql) != admin::AdminCommand::kNone) co_return true;
+  }
+  const auto until = std::chrono::steady_clock::now() + cfg_->failover_hold_timeout;
+  log::logf(Level::kDebug1, logContext(), "statement held: pgpilot is paused");
+  asio::steady_timer t(worker_.context());
+  while (shared_.hold_new_statements.load(std::memory_order_relaxed)) {
+    if (std::chrono::steady_clock::now() >= until) {
+      log::logf(Level::kWarning, logContext(),
+                "statement held longer than failover_hold_timeout ({} s): letting it through",
+                cfg_->failover_hold_timeout.count() / 1000);
+      break;
+    }
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(net::kUseAwaitable);
+    if (aborted_ || server_finished_) co_return false;
+  }
+  co_return true;
+}
+
 }  // namespace pgpilot::session

@@ -529,6 +529,11 @@ net::Task<void> ClientSession::clientPump() {
       co_return;
     }
     if (ec || server_finished_) co_return;
+    // PAUSE (and a planned switchover): a new statement outside a transaction waits here.
+    if (pending_ == 0 && tx_status_ == 'I' && scanner.atBoundary() && have == 0 &&
+        shared_.hold_new_statements.load(std::memory_order_relaxed)) {
+      if (!co_await holdWhilePaused(std::string_view(buf.data(), n))) co_return;
+    }
     have += n;
     std::string_view data(buf.data(), have);
     size_t pos = 0;

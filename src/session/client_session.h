@@ -68,6 +68,10 @@ class ClientSession {
   net::Task<void> adminSession();
   net::Task<void> runAdminStatement(const admin::Statement& st, std::string& out);
   net::Task<std::vector<admin::PoolRow>> collectPools();
+  // Waits while Shared::hold_new_statements is set (bounded by failover_hold_timeout)
+  // unless `data` (what the client just sent) starts with an admin statement (RESUME must
+  // get through); false when the session ended meanwhile.
+  net::Task<bool> holdWhilePaused(std::string_view data);
   net::Task<void> sendFatal(std::string_view sqlstate, std::string_view message,
                             std::string_view detail = {});
   net::Task<std::error_code> writeClient(std::string_view data);

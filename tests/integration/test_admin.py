@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import subprocess
+import threading
 import time
 
 import psycopg2
@@ -243,6 +244,46 @@ def test_show_pool_events_and_commands_on_admin_port(pilot):
     assert ids == sorted(ids)
     conn.close()
     pilot.wait_log(r"LOG: pause: paused")
+
+
+def test_pause_holds_new_statements_until_resume(pilot):
+    in_tx = pilot.connect()
+    with in_tx.cursor() as cur:
+        cur.execute("SELECT 1")  # psycopg2 opened a transaction: not held
+    idle = pilot.connect()
+    idle.autocommit = True
+    su = pilot.connect()
+    su.autocommit = True
+    admin = admin_connect(pilot)
+    done = threading.Event()
+    result = []
+
+    def held_query():
+        with idle.cursor() as c:
+            c.execute("SELECT 'released'")
+            result.append(c.fetchone()[0])
+        done.set()
+
+    try:
+        with admin.cursor() as cur:
+            cur.execute("PAUSE")
+        t = threading.Thread(target=held_query, daemon=True)
+        t.start()
+        assert not done.wait(1.5), "a new statement ran while paused"
+        with in_tx.cursor() as cur:  # inside a transaction: goes on
+            cur.execute("SELECT 2")
+            assert cur.fetchone()[0] == 2
+        in_tx.commit()
+        with su.cursor() as cur:  # RESUME itself is never held (normal port, superuser)
+            cur.execute("PGPILOT RESUME")
+        assert done.wait(10), "the held statement was not released by RESUME"
+        assert result == ["released"]
+        t.join(5)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("RESUME")
+        for c in (in_tx, idle, su, admin):
+            c.close()
 
 
 # ---- authentication on the admin port ---------------------------------------------------
