@@ -4,9 +4,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <map>
 
 #include "session/client_session.h"
+#include "session/collect.h"
 
 namespace pgpilot::session {
 
@@ -14,36 +14,6 @@ using log::Level;
 namespace fe = protocol::fe;
 
 namespace {
-
-constexpr auto kGatherTimeout = std::chrono::seconds(5);
-
-// Runs `f(worker)` on every worker's thread and collects the rows on the caller's executor.
-// Bounded: a worker that does not answer within kGatherTimeout is left out.
-template <typename Row, typename F>
-net::Task<std::vector<Row>> gather(Shared& shared, F f) {
-  auto ex = co_await asio::this_coro::executor;
-  struct State {
-    explicit State(asio::any_io_executor e, size_t n) : timer(e), remaining(n) {}
-    asio::steady_timer timer;
-    size_t remaining;
-    std::vector<Row> rows;
-  };
-  auto st = std::make_shared<State>(ex, shared.workers.size());
-  for (Worker* w : shared.workers) {
-    asio::post(w->context(), [w, f, st, ex] {
-      std::vector<Row> rows = f(*w);
-      asio::post(ex, [st, rows = std::move(rows)]() mutable {
-        for (auto& r : rows) st->rows.push_back(std::move(r));
-        if (--st->remaining == 0) st->timer.cancel();
-      });
-    });
-  }
-  if (st->remaining > 0) {
-    st->timer.expires_after(kGatherTimeout);
-    co_await st->timer.async_wait(net::kUseAwaitable);
-  }
-  co_return std::move(st->rows);
-}
 
 // Parameters a driver expects after authentication (the admin port has no server to ask).
 void adminParameters(std::string& out, const std::string& user, const std::string& app) {
@@ -151,19 +121,13 @@ net::Task<void> ClientSession::runAdminStatement(const admin::Statement& st, std
     std::vector<admin::WorkerRow> workers;
     std::vector<admin::PoolRow> pools;
     if (st.command == AdminCommand::kShowPoolSessions) {
-      sessions =
-          co_await gather<admin::SessionRow>(shared_, [](Worker& w) { return w.sessionRows(); });
-      std::sort(sessions.begin(), sessions.end(),
-                [](const auto& a, const auto& b) { return a.id < b.id; });
+      sessions = co_await collectSessionRows(shared_);
       ctx.sessions = &sessions;
     } else if (st.command == AdminCommand::kShowPoolProcesses) {
-      workers = co_await gather<admin::WorkerRow>(
-          shared_, [](Worker& w) { return std::vector<admin::WorkerRow>{w.workerRow()}; });
-      std::sort(workers.begin(), workers.end(),
-                [](const auto& a, const auto& b) { return a.worker < b.worker; });
+      workers = co_await collectWorkerRows(shared_);
       ctx.workers = &workers;
     } else if (st.command == AdminCommand::kShowPoolPools) {
-      pools = co_await collectPools();
+      pools = co_await collectPoolRows(shared_);
       ctx.pools = &pools;
     }
     admin::answer(st.command, ctx, out);
@@ -192,28 +156,6 @@ net::Task<void> ClientSession::runAdminStatement(const admin::Statement& st, std
             cmd.node >= 0 ? fmt::format(" {}", cmd.node) : std::string());
   auto [r] = co_await cluster::asyncSubmit(*shared_.control, std::move(cmd), net::kUseAwaitable);
   admin::answerStatement(st, &r, out);
-}
-
-net::Task<std::vector<admin::PoolRow>> ClientSession::collectPools() {
-  auto idle = co_await gather<admin::PoolRow>(shared_, [](Worker& w) { return w.idleRows(); });
-  std::map<std::tuple<int, std::string, std::string>, admin::PoolRow> rows;
-  for (const auto& [key, n] : shared_.limits.snapshot()) {
-    auto& r = rows[{key.node, key.user, key.database}];
-    r.node = key.node;
-    r.user = key.user;
-    r.database = key.database;
-    r.connections += n;
-  }
-  for (const auto& i : idle) {
-    auto& r = rows[{i.node, i.user, i.database}];
-    r.node = i.node;
-    r.user = i.user;
-    r.database = i.database;
-    r.idle += i.idle;
-  }
-  std::vector<admin::PoolRow> out;
-  for (auto& [k, r] : rows) out.push_back(std::move(r));
-  co_return out;
 }
 
 net::Task<bool> ClientSession::holdWhilePaused(std::string_view data) {

@@ -67,7 +67,6 @@ class ClientSession {
   net::Task<bool> checkAdminUser();
   net::Task<void> adminSession();
   net::Task<void> runAdminStatement(const admin::Statement& st, std::string& out);
-  net::Task<std::vector<admin::PoolRow>> collectPools();
   // Waits while Shared::hold_new_statements is set (bounded by failover_hold_timeout)
   // unless `data` (what the client just sent) starts with an admin statement (RESUME must
   // get through); false when the session ended meanwhile.
