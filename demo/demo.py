@@ -20,13 +20,18 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from harness.cluster import Cluster  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
-from harness.pgpilot import Pgpilot  # noqa: E402
+from harness.pgpilot import FREE_PORT, Pgpilot  # noqa: E402
 
 # Settings on top of the harness defaults (listen address, port, backends, log/pid files).
 DEMO_CONF = {
     "log_min_messages": "info",
     "health_check_period": 5,
+    # Admin console (psql or pgpilotctl): user "admin", password "admin" (demo only).
+    "admin_port": FREE_PORT,
+    "admin_users": "admin",
+    "pool_passwd": "pool_passwd",
 }
+DEMO_PASSWD = "admin:TEXTadmin\n"
 
 
 class Stop(Exception):
@@ -57,6 +62,10 @@ def banner(cluster, proxy):
         print(f"    node {n.index}  {role:8} 127.0.0.1:{n.port}  pid {n.pid()}  "
               f"data {n.datadir}")
     print(f"""
+  Admin console (password "admin"):
+    {b}PGPASSWORD=admin {os.path.join(os.path.dirname(proxy.binary), "pgpilotctl")} -p {proxy.ports["admin_port"]} -U admin status{r}
+    psql -h 127.0.0.1 -p {proxy.ports["admin_port"]} -U admin     (SHOW pool_sessions; RELOAD; ...)
+
   pgpilot: pid {proxy.pid}, config {proxy.conf_path}
            log {proxy.log_path} (tail -f it to watch)
   pgpilot 0.1 sends every statement to the primary; automatic failover is not in yet.
@@ -82,6 +91,8 @@ def main():
         cluster.start()
         print(f"cluster up in {cluster.dir}; starting pgpilot ({args.binary}) ...", flush=True)
         proxy = Pgpilot(cluster, extra_conf=DEMO_CONF, binary=args.binary, start=False)
+        with open(os.path.join(proxy.dir, "pool_passwd"), "w") as f:
+            f.write(DEMO_PASSWD)
         if not args.quiet:
             print("---- generated pgpilot.conf ----")
             print(open(proxy.conf_path).read().rstrip())

@@ -366,7 +366,11 @@ std::vector<Command> addCommands(CLI::App& cli, Options& o, Args& a) {
 
 int main(int argc, char** argv) {
   CLI::App cli{"pgpilotctl: operate a running pgpilot through its admin port"};
+  cli.name("pgpilotctl");
   cli.set_help_flag("--help", "print this help and exit");
+  cli.footer(
+      "Exit codes: 0 ok, 1 command refused, 2 cannot connect or authenticate, 3 usage error.\n"
+      "pcp_* names work as commands and as the program name. See docs/operations.md.");
   cli.require_subcommand(1);
   Options o;
   o.host = envOr("PGPILOT_HOST", o.host);

@@ -37,6 +37,21 @@ def test_demo_serves_and_cleans_up():
         assert out.returncode == 0, out.stderr
         rows = [r.split("|") for r in out.stdout.splitlines() if r]
         assert [r[6] for r in rows] == ["primary", "standby", "standby"]
+        # The banner's admin console line works as printed (pgpilotctl on the admin port).
+        ctl = None
+        while ctl is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            ctl = re.search(r"PGPASSWORD=(\S+) (\S+pgpilotctl) -p (\d+) -U (\S+) status", line)
+        assert ctl, "demo never printed the pgpilotctl command:\n" + "".join(lines)
+        ctl_bin = os.path.join(os.path.dirname(BINARY), "pgpilotctl")  # the build under test
+        out = subprocess.run([ctl_bin, "-p", ctl.group(3), "-U", ctl.group(4), "--json", "status"],
+                             capture_output=True, text=True, timeout=30,
+                             env=dict(os.environ, PGPASSWORD=ctl.group(1)))
+        assert out.returncode == 0, out.stderr
+        assert '"primary_node_id": 0' in out.stdout, out.stdout
         rest, _ = proc.communicate(timeout=90)
         lines.append(rest)
         assert proc.returncode == 0, "".join(lines)
