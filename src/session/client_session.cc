@@ -117,7 +117,8 @@ net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
     ok = co_await s.startup();
     // Refuse only after SSL negotiation and the startup packet, as PostgreSQL does: an
     // error in place of the answer to SSLRequest is reported by libpq as an SSL failure.
-    if (ok && now_clients > max_clients) {
+    // The admin port is exempt: an operator must get in when clients fill the limit.
+    if (ok && !s.admin_ && now_clients > max_clients) {
       co_await s.sendFatal("53300", "sorry, too many clients already");
       ok = false;
     }

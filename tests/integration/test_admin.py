@@ -301,6 +301,19 @@ def test_admin_port_authentication(pilot):
         admin_connect(pilot, "postgres", "")
 
 
+def test_admin_port_is_exempt_from_max_client_connections(cl):
+    p = start_pilot(cl, {"max_client_connections": 1})
+    try:
+        first = p.connect()
+        with pytest.raises(psycopg2.OperationalError, match="too many clients"):
+            p.connect()
+        _, rows = show(p, "pool_sessions")  # the operator still gets in
+        assert len([r for r in rows if r["state"] != "admin"]) == 1
+        first.close()
+    finally:
+        p.stop()
+
+
 def test_normal_port_commands_need_superuser(pilot, cl):
     cl.primary.psql("DO $$ BEGIN CREATE ROLE plain_user LOGIN; "
                     "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
@@ -372,7 +385,14 @@ def test_ctl_sessions_status_and_commands(pilot):
     assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True, r
 
 
+def node_commands_available(p):
+    r = ctl(p, "attach", "0")  # the primary is up: a no-op when a controller answers
+    return "node commands are not available" not in r.stderr
+
+
 def test_ctl_node_commands_refused_until_the_controller_exists(pilot):
+    if node_commands_available(pilot):
+        pytest.skip("the failover controller answers node commands (tested below)")
     for args in (["attach", "1"], ["detach", "1"], ["pcp_detach_node", "-n", "1"],
                  ["promote", "1"], ["promote", "1", "--switchover"], ["switchover", "--to", "1"],
                  ["pcp_promote_node", "-n", "1", "--force"]):
@@ -383,6 +403,29 @@ def test_ctl_node_commands_refused_until_the_controller_exists(pilot):
     assert r.returncode == 1
     assert json.loads(r.stdout) == {"ok": False, "sqlstate": "0A000",
                                     "message": "node commands are not available"}
+
+
+def test_ctl_detach_and_attach_a_standby(pilot):
+    if not node_commands_available(pilot):
+        pytest.skip("no failover controller yet: node commands are refused (tested above)")
+
+    def status_of(node):
+        return {r["node_id"]: r["status"] for r in show(pilot, "pool_nodes")[1]}[node]
+
+    r = ctl(pilot, "detach", "1")
+    assert r.returncode == 0, r
+    assert status_of("1") == "down"
+    r = ctl(pilot, "node", "info", "7")
+    assert r.returncode == 1
+    r = ctl(pilot, "pcp_attach_node", "-n", "1")
+    assert r.returncode == 0, r
+    assert status_of("1") == "up"
+    kinds = [e["kind"] for e in show(pilot, "pool_events")[1]]
+    assert "detach" in kinds and "attach" in kinds
+    pilot.wait_log(r"detach: node 1 detached")
+    pilot.wait_log(r"LOG: \[n:1\] attach: node 1 attached")
+    r = ctl(pilot, "detach", "9")
+    assert r.returncode == 1, r
 
 
 def test_ctl_exit_codes(pilot, tmp_path):
