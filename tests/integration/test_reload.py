@@ -8,6 +8,7 @@
 - An invalid file changes nothing: RELOAD fails with the file:line, SIGHUP logs it, and
   SHOW pool_status still shows the running values."""
 
+import os
 import re
 import shutil
 import signal
@@ -182,3 +183,27 @@ def test_invalid_file_changes_nothing(pilot):
     ok, msg, _ = sql_reload(pilot)
     assert ok, msg
     assert status(pilot)["client_idle_limit"] == "77s"
+
+
+def test_hba_reload_applies_to_new_sessions_only(pilot):
+    """pool_hba rules reloaded: new clients see them at once, a session opened before the
+    reload keeps working (its connection is not dropped)."""
+    with open(os.path.join(pilot.dir, "hba.conf"), "w") as f:
+        f.write("host all all 127.0.0.1/32 reject\n")
+    before = pilot.connect()
+    before.autocommit = True
+    pilot.extra_conf.update({"enable_pool_hba": "on", "pool_hba_file": "hba.conf"})
+    pilot.write_conf()
+    pilot.reload()
+    pilot.wait_log(r"reload: configuration reloaded .*changed enable_pool_hba, pool_hba_file")
+    with pytest.raises(psycopg2.OperationalError, match="rejects connection"):
+        pilot.connect()
+    with before.cursor() as cur:
+        cur.execute("SELECT 7")
+        assert cur.fetchone()[0] == 7
+    pilot.extra_conf.update({"enable_pool_hba": "off"})
+    pilot.write_conf()
+    with before.cursor() as cur:  # RELOAD from the session opened before the first one
+        cur.execute("PGPILOT RELOAD")
+    before.close()
+    assert pilot.psql("SELECT 8") == "8"
