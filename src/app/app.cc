@@ -133,11 +133,11 @@ void applyBackends(Runtime& rt, const config::Config& cfg) {
 
 // SIGHUP and RELOAD: re-read the file. An invalid file (or pool_passwd / pool_hba file)
 // changes nothing; restart-only settings keep their running value and are reported.
-cluster::CommandResult reloadConfig(Runtime& rt) {
-  const auto fail = [&rt](std::string why) {
+cluster::CommandResult reloadConfig(Runtime& rt, const std::string& requested_by) {
+  const auto fail = [&rt, &requested_by](std::string why) {
     std::string msg = fmt::format(
         "configuration reload failed, nothing changed (the running configuration stays): {}", why);
-    rt.cluster.events().add("reload", -1, msg, /*failure=*/true);
+    rt.cluster.events().add("reload", -1, msg + requested_by, /*failure=*/true);
     return cluster::CommandResult{.ok = false, .message = std::move(msg), .sqlstate = "F0000"};
   };
   auto loaded = config::loadFile(rt.config_path);
@@ -165,7 +165,7 @@ cluster::CommandResult reloadConfig(Runtime& rt) {
   if (!kept.empty()) {
     msg += fmt::format("; requires restart (running value kept): {}", joined(kept));
   }
-  rt.cluster.events().add("reload", -1, msg);
+  rt.cluster.events().add("reload", -1, msg + requested_by);
   return cluster::CommandResult{.ok = true, .message = std::move(msg)};
 }
 
@@ -215,7 +215,7 @@ void handleSignals(Runtime& rt, asio::signal_set& signals) {
     if (ec) return;
     if (sig == SIGHUP) {
       log::logf(Level::kLog, "received SIGHUP: reloading the configuration file");
-      reloadConfig(rt);
+      reloadConfig(rt, " (requested by SIGHUP)");
     } else if (sig == SIGTERM && !rt.stopping) {
       asio::co_spawn(rt.control, smartStop(rt), asio::detached);
     } else if (sig == SIGINT || sig == SIGQUIT || sig == SIGTERM) {
@@ -287,7 +287,7 @@ int run(const Options& opts) {
   rt.monitor = std::make_unique<cluster::Monitor>(rt.control, rt.cluster, cfg, files->passwords);
   rt.control_impl = std::make_unique<AppControl>(
       rt.control, rt.shared, rt.cluster,
-      AppControl::Hooks{.reload = [&rt] { return reloadConfig(rt); },
+      AppControl::Hooks{.reload = [&rt](const std::string& by) { return reloadConfig(rt, by); },
                         .shutdown =
                             [&rt](bool fast) {
                               if (fast) {

@@ -45,7 +45,7 @@ void AppControl::run(cluster::Command cmd, cluster::CommandCallback done) {
       node_control_->submit(std::move(cmd), std::move(done));
       return;
     case CommandKind::kReload: {
-      CommandResult r = hooks_.reload ? hooks_.reload()
+      CommandResult r = hooks_.reload ? hooks_.reload(by(cmd))
                                       : CommandResult{.ok = false, .message = "reload unavailable"};
       done(std::move(r));
       return;

@@ -24,8 +24,9 @@ namespace pgpilot::app {
 class AppControl : public cluster::Control {
  public:
   struct Hooks {
-    // Re-reads the configuration file; the result is the RELOAD answer.
-    std::function<cluster::CommandResult()> reload;
+    // Re-reads the configuration file; the result is the RELOAD answer. `requested_by`:
+    // who asked, for the event log (" (requested by ...)" or empty).
+    std::function<cluster::CommandResult(const std::string& requested_by)> reload;
     // Starts a shutdown (smart: wait for clients; fast: close them now).
     std::function<void(bool fast)> shutdown;
   };

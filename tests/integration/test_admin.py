@@ -240,6 +240,7 @@ def test_show_pool_events_and_commands_on_admin_port(pilot):
     assert kinds[-3:] == ["pause", "resume", "reload"], rows
     assert ADMIN in rows[-3]["message"]
     assert rows[-1]["failure"] == "false" and "configuration reloaded" in rows[-1]["message"]
+    assert f"requested by admin port ({ADMIN}@127.0.0.1)" in rows[-1]["message"]
     ids = [int(r["id"]) for r in rows]
     assert ids == sorted(ids)
     conn.close()

@@ -110,7 +110,8 @@ def test_reload_adds_backend_and_changes_weight_under_load(pilot, cl):
                              "backend_weight1": 3, "client_idle_limit": "300"})
     pilot.write_conf()
     pilot.reload()  # SIGHUP
-    pilot.wait_log(r"LOG: reload: configuration reloaded from .*changed .*client_idle_limit")
+    pilot.wait_log(r"LOG: reload: configuration reloaded from .*changed .*client_idle_limit.*"
+                   r"\(requested by SIGHUP\)")
     out, _ = run.communicate(timeout=120)
     assert run.returncode == 0, out
     m = re.search(r"number of failed transactions: (\d+)", out)

@@ -15,12 +15,14 @@ struct Fixture {
   session::Shared shared;
   cluster::ClusterState cluster;
   int reloads = 0;
+  std::string reload_by;
   int shutdowns = 0;
   bool fast = false;
   AppControl control{ctx, shared, cluster,
                      AppControl::Hooks{.reload =
-                                           [this] {
+                                           [this](const std::string& by) {
                                              ++reloads;
+                                             reload_by = by;
                                              return CommandResult{.ok = true, .message = "done"};
                                            },
                                        .shutdown =
@@ -58,10 +60,11 @@ TEST(AppControl, PauseAndResumeSetTheHoldFlagAndRecordEvents) {
 
 TEST(AppControl, ReloadCallsTheHook) {
   Fixture f;
-  auto r = f.run({.kind = CommandKind::kReload});
+  auto r = f.run({.kind = CommandKind::kReload, .source = "sql (me@here)"});
   EXPECT_TRUE(r.ok);
   EXPECT_EQ(r.message, "done");
   EXPECT_EQ(f.reloads, 1);
+  EXPECT_EQ(f.reload_by, " (requested by sql (me@here))");
 }
 
 TEST(AppControl, NodeCommandsWaitForTheFailoverController) {
