@@ -253,6 +253,24 @@ void showPoolEvents(const AdminContext& ctx, std::string& out) {
   complete(out, n);
 }
 
+// One row per fact about the running process (pgbouncer's SHOW STATE, more of it).
+void showPoolState(const AdminContext& ctx, std::string& out) {
+  protocol::buildRowDescription(out, {"item", "value"});
+  const int primary = ctx.topology ? ctx.topology->primary : -1;
+  const std::pair<const char*, std::string> rows[] = {
+      {"version", fmt::format("pgpilot {}", kVersion)},
+      {"started", timeOrEmpty(ctx.started)},
+      {"paused", ctx.paused ? "true" : "false"},
+      {"primary_node_id", primary < 0 ? std::string() : std::to_string(primary)},
+      {"nodes", std::to_string(ctx.topology ? ctx.topology->nodes.size() : 0)},
+      {"client_sessions", std::to_string(ctx.client_sessions)},
+      {"config_file", ctx.config ? ctx.config->source_path : std::string()},
+      {"last_event_id", num(ctx.state ? ctx.state->events().lastId() : 0)},
+  };
+  for (const auto& [item, value] : rows) protocol::buildDataRow(out, {item, value});
+  complete(out, std::size(rows));
+}
+
 // ---- parsing ----------------------------------------------------------------------------
 
 std::string lower(std::string_view s) {
@@ -307,6 +325,7 @@ AdminCommand showCommand(const std::string& what) {
       {"pool_health_check_stats", AdminCommand::kShowPoolHealthCheckStats},
       {"pool_backend_stats", AdminCommand::kShowPoolBackendStats},
       {"pool_events", AdminCommand::kShowPoolEvents},
+      {"pool_state", AdminCommand::kShowPoolState},
   };
   for (const auto& [name, cmd] : kShows) {
     if (what == name) return cmd;
@@ -448,6 +467,8 @@ void answer(AdminCommand cmd, const AdminContext& ctx, std::string& out) {
       return showBackendStats(ctx, out);
     case AdminCommand::kShowPoolEvents:
       return showPoolEvents(ctx, out);
+    case AdminCommand::kShowPoolState:
+      return showPoolState(ctx, out);
     default:
       return;
   }

@@ -34,6 +34,7 @@ enum class AdminCommand {
   kShowPoolHealthCheckStats,
   kShowPoolBackendStats,
   kShowPoolEvents,
+  kShowPoolState,
   kControl,      // an operator command: Statement::control
   kTransaction,  // admin port: BEGIN/COMMIT/ROLLBACK/SET/RESET accepted with no effect
   kEmpty,        // admin port: empty query
@@ -100,6 +101,8 @@ struct AdminContext {
   const std::vector<PoolRow>* pools = nullptr;        // pool_pools
   const std::vector<WorkerRow>* workers = nullptr;    // pool_processes
   std::chrono::system_clock::time_point started{};    // pool_processes: process start
+  bool paused = false;                                // pool_state: PAUSE in force
+  int client_sessions = 0;                            // pool_state
 };
 
 // Appends the answer for a SHOW command to `out` (nothing for other commands).

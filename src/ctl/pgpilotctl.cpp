@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -217,17 +218,19 @@ int nodeCount(const Options& o) {
   return kExitOk;
 }
 
-// status: version, nodes, sessions and the last events in one document.
+// status: version, pause state, nodes, sessions and the last events in one document.
 int status(const Options& o) {
   Admin a(o);
   if (!a.connect()) return kExitConnect;
-  const Reply version = a.run("SHOW pool_version");
+  const Reply state = a.run("SHOW pool_state");
   const Reply nodes = a.run("SHOW pool_nodes");
   const Reply sessions = a.run("SHOW pool_sessions");
   const Reply events = a.run("SHOW pool_events");
-  for (const Reply* r : {&version, &nodes, &sessions, &events}) {
+  for (const Reply* r : {&state, &nodes, &sessions, &events}) {
     if (!r->ok) return refused(o, *r);
   }
+  std::map<std::string, std::string> facts;
+  for (const auto& row : state.table.rows) facts[row[0].value_or("")] = row[1].value_or("");
   Json nodes_json = rowsJson(nodes.table);
   Json primary = nullptr;
   for (const auto& n : nodes_json) {
@@ -235,9 +238,12 @@ int status(const Options& o) {
   }
   Json ev = rowsJson(events.table);
   while (ev.size() > 20) ev.erase(ev.begin());
-  const std::string ver = version.table.rows.empty() ? "" : version.table.rows[0][0].value_or("");
+  const bool paused = facts["paused"] == "true";
   if (o.json) {
-    Json doc = {{"version", ver},
+    Json doc = {{"version", facts["version"]},
+                {"started", facts["started"]},
+                {"config_file", facts["config_file"]},
+                {"paused", paused},
                 {"primary_node_id", primary},
                 {"nodes", nodes_json},
                 {"client_sessions", sessions.table.rows.size()},
@@ -245,8 +251,9 @@ int status(const Options& o) {
     std::printf("%s\n", doc.dump(2).c_str());
     return kExitOk;
   }
-  std::printf("%s, primary node: %s, %zu client sessions\n\n", ver.c_str(),
-              primary.is_null() ? "none" : primary.dump().c_str(), sessions.table.rows.size());
+  std::printf("%s, primary node: %s, %zu client sessions%s\n\n", facts["version"].c_str(),
+              primary.is_null() ? "none" : primary.dump().c_str(), sessions.table.rows.size(),
+              paused ? ", PAUSED (new statements are held until resume)" : "");
   printTable(nodes.table);
   return kExitOk;
 }

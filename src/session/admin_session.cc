@@ -117,6 +117,8 @@ net::Task<void> ClientSession::runAdminStatement(const admin::Statement& st, std
     ctx.topology = topo.get();
     ctx.config = cfg.get();
     ctx.started = shared_.started;
+    ctx.paused = shared_.hold_new_statements.load(std::memory_order_relaxed);
+    ctx.client_sessions = shared_.client_count.load(std::memory_order_relaxed);
     std::vector<admin::SessionRow> sessions;
     std::vector<admin::WorkerRow> workers;
     std::vector<admin::PoolRow> pools;

@@ -214,6 +214,25 @@ def test_show_pool_backend_stats_counts_statements(pilot):
                      "error_cnt": 1}, delta
 
 
+def test_show_pool_state(pilot):
+    conn = admin_connect(pilot)
+    try:
+        cols, rows = show(pilot, "pool_state", conn)
+        assert cols == ["item", "value"]
+        state = {r["item"]: r["value"] for r in rows}
+        assert state["paused"] == "false" and state["primary_node_id"] == "0"
+        assert state["nodes"] == "2" and state["config_file"] == pilot.conf_path
+        assert int(state["client_sessions"]) >= 1 and state["version"].startswith("pgpilot ")
+        with conn.cursor() as cur:
+            cur.execute("PAUSE")
+        assert {r["item"]: r["value"] for r in show(pilot, "pool_state", conn)[1]}["paused"] \
+            == "true"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("RESUME")
+        conn.close()
+
+
 def test_show_pool_events_and_commands_on_admin_port(pilot):
     conn = admin_connect(pilot)
     notices = conn.notices
@@ -375,13 +394,16 @@ def test_ctl_sessions_status_and_commands(pilot):
         doc = json.loads(r.stdout)
         assert doc["primary_node_id"] == 0 and len(doc["nodes"]) == 2
         assert doc["client_sessions"] >= 2 and doc["version"].startswith("pgpilot ")
+        assert doc["paused"] is False and doc["config_file"] == pilot.conf_path
     finally:
         client.close()
     for args, word in ((["reload"], "configuration reloaded"),
                        (["pcp_reload_config"], "configuration reloaded"),
-                       (["pause"], "paused"), (["resume"], "resumed")):
+                       (["pause"], "paused"), (["status"], "PAUSED"),
+                       (["resume"], "resumed")):
         r = ctl(pilot, *args)
         assert r.returncode == 0 and word in r.stdout, (args, r)
+    assert "PAUSED" not in ctl(pilot, "status").stdout
     r = ctl(pilot, "--json", "reload")
     assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True, r
 
