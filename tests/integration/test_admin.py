@@ -140,7 +140,7 @@ def test_show_pool_sessions_and_pools(pilot):
     client = pilot.connect(application_name="sess_probe")
     try:
         with client.cursor() as cur:  # psycopg2 opens a transaction: idle in transaction
-            cur.execute("SELECT 1")
+            cur.execute("CREATE TEMP TABLE sess_probe_t (v int)")  # a write: the primary
         admin = admin_connect(pilot)
         cols, rows = show(pilot, "pool_sessions", admin)
         assert cols == ["session_id", "worker", "pid", "username", "database",
