@@ -541,6 +541,7 @@ net::Task<void> ClientSession::clientPump() {
     size_t fwd_start = 0;  // start of the bytes not yet forwarded
     bool terminate = false;
     bool invalid = false;
+    if (pending_ == 0) busy_since_ = std::chrono::steady_clock::now();  // latency histogram
     while (pos < data.size()) {
       auto step = scanner.next(data.substr(pos));
       if (step.kind == protocol::ScanKind::kNeedMoreData) {
@@ -717,9 +718,13 @@ net::Task<bool> ClientSession::serverPump() {
       }
     }
     if (rfq > 0) {
+      const bool was_busy = pending_ > 0;
       pending_ = std::max(0, pending_ - rfq);
       server_->setTxStatus(tx_status_);
-      if (pending_ == 0) server_idle_.notify();
+      if (pending_ == 0) {
+        if (was_busy) worker_.latency().observe(std::chrono::steady_clock::now() - busy_since_);
+        server_idle_.notify();
+      }
     }
     if (pos < have) std::memmove(buf.data(), buf.data() + pos, have - pos);
     have -= pos;

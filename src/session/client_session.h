@@ -98,6 +98,8 @@ class ClientSession {
   net::Event server_idle_;
   net::Event server_done_;
   int pending_ = 0;  // ReadyForQuery messages the server still owes the client
+  // When the server last became busy (pending_ 0 -> 1): the query latency histogram.
+  std::chrono::steady_clock::time_point busy_since_{};
   char tx_status_ = 'I';
   bool copy_in_ = false;   // server is waiting for CopyData from the client
   bool unsynced_ = false;  // extended-protocol messages sent since the last Sync

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "admin/show.h"
+#include "common/histogram.h"
 #include "pool/pool.h"
 #include "session/shared.h"
 
@@ -41,6 +42,8 @@ class Worker {
   Shared& shared() { return shared_; }
   int index() const { return index_; }
   size_t sessionCount() const { return session_count_.load(std::memory_order_relaxed); }
+  // Statement latency through this worker (bumped by its sessions; read by /metrics).
+  common::LatencyHistogram& latency() { return latency_; }
 
   // Session registry (worker thread only): cancel keys and shutdown.
   int32_t registerSession(ClientSession* s);
@@ -79,6 +82,7 @@ class Worker {
   std::mt19937 rng_;
   std::thread thread_;
   asio::steady_timer reap_timer_;
+  common::LatencyHistogram latency_;
 };
 
 // pid encoding in BackendKeyData: the worker index in the high bits, so a CancelRequest
