@@ -16,6 +16,7 @@
 #include "cluster/monitor.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "http/endpoint.h"
 #include "session/shared.h"
 #include "session/worker.h"
 
@@ -69,6 +70,7 @@ struct Runtime {
   std::vector<std::unique_ptr<session::Worker>> workers;
   std::unique_ptr<cluster::Monitor> monitor;
   std::unique_ptr<AppControl> control_impl;
+  std::unique_ptr<http::Endpoint> http;  // null when http_port = 0
   bool stopping = false;
 };
 
@@ -178,12 +180,14 @@ size_t liveSessions(const Runtime& rt) {
 void finalStop(Runtime& rt) {
   for (auto& w : rt.workers) w->stop();
   rt.monitor->stop();
+  if (rt.http) rt.http->stop();
   rt.control.stop();
 }
 
 void fastStop(Runtime& rt) {
   log::logf(Level::kLog, "fast shutdown: closing {} client sessions", liveSessions(rt));
   rt.stopping = true;
+  rt.shared.accepting = false;
   for (auto& w : rt.workers) {
     w->stopAccepting();
     w->closeSessions();
@@ -197,6 +201,7 @@ net::Task<void> smartStop(Runtime& rt) {
   log::logf(Level::kLog, "smart shutdown: waiting for {} client sessions to end (at most {} s)",
             liveSessions(rt), rt.cfg->smart_shutdown_timeout.count() / 1000);
   rt.stopping = true;
+  rt.shared.accepting = false;
   for (auto& w : rt.workers) w->stopAccepting();
   const auto until = std::chrono::steady_clock::now() + rt.cfg->smart_shutdown_timeout;
   asio::steady_timer t(rt.control);
@@ -312,6 +317,14 @@ int run(const Options& opts) {
       fatal(r.error());
       return 1;
     }
+  }
+  if (cfg->http_port > 0) {
+    auto h = http::Endpoint::start(rt.control, rt.shared, std::string(admin::kVersion));
+    if (!h) {
+      fatal(h.error());
+      return 1;
+    }
+    rt.http = std::move(*h);
   }
   for (auto& w : rt.workers) w->start();
 

@@ -105,6 +105,10 @@ struct Config {
   int admin_port = 0;  // 0 = no admin port
   std::vector<std::string> admin_listen_addresses = {"localhost"};
   std::vector<std::string> admin_users;  // user names allowed on the admin port
+  // ---- HTTP endpoint (ours; docs/http.md) ----
+  int http_port = 0;  // 0 = off
+  std::vector<std::string> http_listen_addresses = {"127.0.0.1"};
+  std::string http_token;  // empty: every POST is refused
 };
 
 // A problem found while loading: "file:line: message".

@@ -135,7 +135,9 @@ std::string showDuration(const Config& c) {
 
 // ---- keys with their own rules ----
 
-Result setListenAddresses(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+// A comma-separated list of addresses (listen_addresses, http_listen_addresses).
+template <auto M>
+Result setAddressList(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
   std::vector<std::string> out;
   std::string_view rest = trim(v);
   while (!rest.empty()) {
@@ -147,12 +149,13 @@ Result setListenAddresses(Config& c, const KeyDef& def, std::string_view v, cons
     rest = rest.substr(comma + 1);
     if (trim(rest).empty()) return invalid(def.name, v, "empty list element");
   }
-  c.listen_addresses = std::move(out);
+  c.*M = std::move(out);
   return {};
 }
-std::string showListenAddresses(const Config& c) {
+template <auto M>
+std::string showAddressList(const Config& c) {
   std::string out;
-  for (const std::string& a : c.listen_addresses) {
+  for (const std::string& a : c.*M) {
     if (!out.empty()) out += ',';
     out += a;
   }
@@ -299,8 +302,9 @@ const std::array kKeys = std::to_array<KeyDef>({
      "pgpool clustering mode; pgpilot implements streaming_replication only.", &setClusteringMode,
      &showClusteringMode, kNoChoices},
     {"listen_addresses", kList, kNo, 0, 0, kRestart, kPlain,
-     "Comma-separated host names or IP addresses to listen on; '*' for all.", &setListenAddresses,
-     &showListenAddresses, kNoChoices},
+     "Comma-separated host names or IP addresses to listen on; '*' for all.",
+     &setAddressList<&Config::listen_addresses>, &showAddressList<&Config::listen_addresses>,
+     kNoChoices},
     {"port", kInt, kNo, 1, 65535, kRestart, kPlain, "TCP port for client connections.",
      PG_INT(port)},
     {"listen_backlog", kInt, kNo, 1, 1000000, kRestart, kPlain,
@@ -424,6 +428,17 @@ const std::array kKeys = std::to_array<KeyDef>({
     {"admin_users", kList, kNo, 0, 0, kReload, kPlain,
      "Comma-separated user names allowed on the admin port (authenticated with pool_passwd).",
      &setNameList<&Config::admin_users, true>, &showNameList<&Config::admin_users>, kNoChoices},
+    // ---- HTTP endpoint: /metrics, /api, dashboard (ours; docs/http.md) ----
+    {"http_port", kInt, kNo, 0, 65535, kRestart, kPlain,
+     "TCP port of the HTTP endpoint (/metrics, /health, /api, dashboard); 0 turns it off.",
+     PG_INT(http_port)},
+    {"http_listen_addresses", kList, kNo, 0, 0, kRestart, kPlain,
+     "Comma-separated addresses the HTTP endpoint listens on; '*' for all.",
+     &setAddressList<&Config::http_listen_addresses>,
+     &showAddressList<&Config::http_listen_addresses>, kNoChoices},
+    {"http_token", kString, kNo, 0, 0, kRestart, kSecret,
+     "Bearer token required by the HTTP POST endpoints; empty refuses every POST.",
+     PG_STR(http_token)},
 });
 
 #undef PG_STR

@@ -74,6 +74,14 @@ net::Task<std::expected<std::unique_ptr<ServerConn>, ServerError>> Pool::acquire
     const Credentials& creds) {
   const auto deadline = Clock::now() + settings_.wait_timeout;
   bool counted_wait = false;
+  // Counts this acquire in waiting() while it waits, whichever way it ends.
+  struct WaitMark {
+    size_t& n;
+    bool on = false;
+    ~WaitMark() {
+      if (on) --n;
+    }
+  } mark{waiting_};
   for (;;) {
     auto it = idle_.find(key);
     while (it != idle_.end() && !it->second.empty()) {
@@ -104,6 +112,8 @@ net::Task<std::expected<std::unique_ptr<ServerConn>, ServerError>> Pool::acquire
     if (!counted_wait) {
       ++stats_.waits;
       counted_wait = true;
+      ++waiting_;
+      mark.on = true;
     }
     if (evict_elsewhere_) evict_elsewhere_(key);
     const auto now = Clock::now();

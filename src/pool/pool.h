@@ -103,6 +103,8 @@ class Pool {
   // Idle connections per key (SHOW pool_pools).
   std::vector<std::pair<PoolKey, size_t>> idleByKey() const;
   const PoolStats& stats() const { return stats_; }
+  // Sessions waiting in acquire() right now because max_pool is reached.
+  size_t waiting() const { return waiting_; }
 
  private:
   net::Task<void> resetAndKeep(std::unique_ptr<ServerConn> conn, PoolKey key);
@@ -115,6 +117,7 @@ class Pool {
   std::unordered_map<PoolKey, std::deque<std::unique_ptr<ServerConn>>, PoolKeyHash> idle_;
   net::Event released_;
   PoolStats stats_;
+  size_t waiting_ = 0;
 };
 
 std::vector<std::string> splitResetQueries(std::string_view list);

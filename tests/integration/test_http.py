@@ -1,0 +1,314 @@
+"""The HTTP endpoint (docs/http.md) against a real primary + 2 standbys: /metrics parsed by
+the Prometheus client library's text parser and cross-checked with SHOW pool_nodes and the
+servers; /health and /ready codes; JSON shapes of /api/*; secrets masked in /api/config;
+POST refused without/with a wrong token and when no token is configured; bad requests
+(garbage, oversized headers and bodies, idle connections) answered or cut off without
+hurting the process."""
+
+import http.client
+import json
+import re
+import socket
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.pgpilot import FREE_PORT, Pgpilot
+
+TOKEN = "t0ken-for-tests"
+POOL_NODES = ["node_id", "hostname", "port", "status", "pg_status", "lb_weight", "role",
+              "pg_role", "select_cnt", "load_balance_node", "replication_delay",
+              "replication_state", "replication_sync_state", "last_status_change"]
+# One exposition line: a comment, or name{labels} value.
+SAMPLE_LINE = re.compile(
+    r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? '
+    r'(-?[0-9.e+-]+|NaN|[+-]Inf)$')
+
+
+@pytest.fixture(scope="module")
+def pilot(cluster):
+    p = Pgpilot(cluster, extra_conf={"http_port": FREE_PORT, "http_token": TOKEN,
+                                     "health_check_period": "1", "sr_check_period": "1"})
+    p.http_port = p.ports["http_port"]
+    wait_for(lambda: request(p, "GET", "/health")[0] == 200)
+    yield p
+    p.stop()
+
+
+def request(p, method, path, body=None, headers=None, port=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port or p.http_port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read().decode(), dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def get_json(p, path):
+    status, body, headers = request(p, "GET", path)
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/json"
+    return json.loads(body)
+
+
+def wait_for(pred, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+        except OSError as e:
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met within {timeout} s; last value {last!r}")
+
+
+def pool_nodes(p):
+    conn = p.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW pool_nodes")
+            assert [d[0] for d in cur.description] == POOL_NODES
+            return {int(r[0]): dict(zip(POOL_NODES, r)) for r in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def scrape(p):
+    status, text, headers = request(p, "GET", "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    for line in text.splitlines():
+        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or \
+            SAMPLE_LINE.match(line), f"not exposition format: {line!r}"
+    samples = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            samples.setdefault(s.name, []).append((s.labels, s.value))
+    return samples
+
+
+def by_node(samples, name):
+    return {int(lbl["node"]): v for lbl, v in samples[name]}
+
+
+def test_health_and_ready(pilot):
+    status, body, _ = request(pilot, "GET", "/health")
+    assert (status, body) == (200, "ok: primary node 0\n")
+    status, body, _ = request(pilot, "GET", "/ready")
+    assert (status, body) == (200, "ready\n")
+    status, body, _ = request(pilot, "HEAD", "/health")
+    assert (status, body) == (200, "")
+
+
+def test_metrics_match_show_pool_nodes(pilot, cluster):
+    for _ in range(3):
+        assert pilot.psql("SELECT 1") == "1"
+    conns = [pilot.connect() for _ in range(3)]
+    try:
+        for c in conns:
+            with c.cursor() as cur:
+                cur.execute("SELECT 2")
+        wait_for(lambda: pool_nodes(pilot)[1]["replication_state"] == "streaming")
+        nodes = pool_nodes(pilot)
+        m = scrape(pilot)
+    finally:
+        for c in conns:
+            c.close()
+    assert m["pgpilot_info"][0][0]["version"]
+    assert m["pgpilot_ready"] == [({}, 1.0)]
+    assert m["pgpilot_primary_node"] == [({}, 0.0)]
+    # Exactly our three open connections are client sessions at the time of the scrape.
+    assert m["pgpilot_client_sessions"] == [({}, 3.0)]
+    assert sum(v for _, v in m["pgpilot_worker_sessions"]) == 3
+    up = by_node(m, "pgpilot_node_up")
+    primary = by_node(m, "pgpilot_node_primary")
+    selects = by_node(m, "pgpilot_node_selects_total")
+    delay = by_node(m, "pgpilot_node_replication_delay_bytes")
+    info = {int(lbl["node"]): lbl for lbl, _ in m["pgpilot_node_info"]}
+    assert sorted(up) == sorted(nodes) == [0, 1, 2]
+    for i, row in nodes.items():
+        assert up[i] == (1.0 if row["status"] == "up" else 0.0)
+        assert primary[i] == (1.0 if row["role"] == "primary" else 0.0)
+        assert info[i]["role"] == row["role"] and info[i]["status"] == row["status"]
+        assert info[i]["hostname"] == row["hostname"] and info[i]["port"] == row["port"]
+        assert info[i]["pg_role"] == row["pg_role"]
+        # SHOW pool_nodes is not a SELECT; nothing else ran between it and the scrape.
+        assert selects[i] == int(row["select_cnt"])
+        assert delay[i] == int(row["replication_delay"])
+    assert nodes[0]["role"] == "primary" and int(nodes[0]["select_cnt"]) >= 6
+    assert by_node(m, "pgpilot_node_statements_total")[0] >= 6
+    # The servers agree on who is primary.
+    assert cluster.primary.is_in_recovery() is False
+    # Health checks: /metrics shows the same HealthStats as /api/nodes, and a healthy
+    # cluster has no failed check. (The counts grow once the health checker records them
+    # in ClusterState; until then they are 0 on both sides.)
+    checks = by_node(m, "pgpilot_node_health_checks_total")
+    fails = by_node(m, "pgpilot_node_health_check_failures_total")
+    last = by_node(m, "pgpilot_node_health_check_last_duration_seconds")
+    api = {n["id"]: n["health"] for n in get_json(pilot, "/api/nodes")["nodes"]}
+    for i in nodes:
+        assert fails[i] == 0 == api[i]["fail_count"]
+        assert 0 <= checks[i] <= api[i]["total_count"] <= checks[i] + 5
+        assert 0 <= last[i] < 5
+    assert m["pgpilot_failovers_total"] == [({}, 0.0)]
+    assert "pgpilot_last_failover_duration_seconds" not in m  # no failover yet
+    # Pool: the sessions above used node 0 as postgres/postgres.
+    pool = {(lbl["node"], lbl["user"], lbl["database"]): v
+            for lbl, v in m["pgpilot_pool_server_connections"]}
+    assert pool.get(("0", "postgres", "postgres"), 0) >= 1
+    assert sum(v for _, v in m["pgpilot_pool_server_connections_opened_total"]) >= 1
+
+
+def test_query_latency_histogram(pilot):
+    before = scrape(pilot)["pgpilot_query_duration_seconds_count"][0][1]
+    conn = pilot.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_sleep(0.3)")
+            for _ in range(5):
+                cur.execute("SELECT 1")
+    finally:
+        conn.close()
+    m = scrape(pilot)
+    count = m["pgpilot_query_duration_seconds_count"][0][1]
+    assert count >= before + 6
+    buckets = {lbl["le"]: v for lbl, v in m["pgpilot_query_duration_seconds_bucket"]}
+    assert buckets["+Inf"] == count
+    # The 0.3 s sleep is above the 0.25 s bound, and the sum covers it.
+    assert buckets["0.25"] <= count - 1
+    assert m["pgpilot_query_duration_seconds_sum"][0][1] >= 0.3
+
+
+def test_api_nodes_events_status_config(pilot):
+    nodes = get_json(pilot, "/api/nodes")
+    assert nodes["primary"] == 0 and nodes["topology_version"] >= 1
+    assert [n["id"] for n in nodes["nodes"]] == [0, 1, 2]
+    n0 = nodes["nodes"][0]
+    for key in ("hostname", "port", "status", "pg_status", "role", "pg_role", "weight",
+                "lb_weight", "select_cnt", "statements", "server_errors", "lsn",
+                "replication_delay_bytes", "replication_state", "replication_sync_state",
+                "last_status_change", "server_connections", "health"):
+        assert key in n0, key
+    assert n0["role"] == "primary" and n0["status"] == "up"
+    assert {n["role"] for n in nodes["nodes"][1:]} == {"standby"}
+    assert set(n0["health"]) >= {"total_count", "success_count", "fail_count", "retry_count",
+                                 "average_duration_ms", "last_duration_ms"}
+
+    events = get_json(pilot, "/api/events")
+    assert set(events) == {"last_id", "events"} and isinstance(events["events"], list)
+    for e in events["events"]:
+        assert set(e) == {"id", "time", "unix_ms", "kind", "node", "message", "failure"}
+    after = get_json(pilot, f"/api/events?after={events['last_id']}")
+    assert after["events"] == []
+
+    status = get_json(pilot, "/api/status")
+    assert status["ready"] is True and status["primary"] == 0
+    assert status["post_enabled"] is True and status["pid"] == pilot.pid
+
+    status_code, body, _ = request(pilot, "GET", "/api/config")
+    assert TOKEN not in body
+    settings = {s["name"]: s for s in json.loads(body)["settings"]}
+    assert settings["http_token"]["value"] == "********"
+    assert settings["http_port"]["value"] == str(pilot.http_port)
+    assert settings["port"]["value"] == str(pilot.port)
+    assert settings["backend_port1"]["value"] == str(pilot.cluster.nodes[1].port)
+    assert all({"name", "value", "description", "needs_restart"} == set(s)
+               for s in settings.values())
+
+    sessions = get_json(pilot, "/api/sessions")
+    assert sessions["client_sessions"] == 0 and isinstance(sessions["workers"], list)
+
+
+def test_post_needs_the_token(pilot):
+    path = "/api/nodes/1/detach"
+    status, body, headers = request(pilot, "POST", path)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    status, _, _ = request(pilot, "POST", path, headers={"Authorization": "Bearer wrong"})
+    assert status == 403
+    status, _, _ = request(pilot, "POST", path, headers={"Authorization": "Basic " + TOKEN})
+    assert status == 401
+    status, _, _ = request(pilot, "POST", "/api/switchover", body='{"node": 2}',
+                           headers={"Authorization": "Bearer " + TOKEN + "x"})
+    assert status == 403
+    # Nothing changed.
+    assert all(r["status"] == "up" for r in pool_nodes(pilot).values())
+    # With the token: a bad node id is a client error, before any command runs.
+    auth = {"Authorization": "Bearer " + TOKEN}
+    assert request(pilot, "POST", "/api/nodes/9/detach", headers=auth)[0] == 404
+    assert request(pilot, "POST", "/api/switchover", body="{}", headers=auth)[0] == 400
+    assert request(pilot, "POST", "/api/switchover", body="junk", headers=auth)[0] == 400
+    # The right token reaches cluster::Control: attaching a node that is up changes nothing
+    # (503 while this build has no command implementation).
+    status, body, _ = request(pilot, "POST", "/api/nodes/1/attach", headers=auth)
+    assert status in (200, 409, 503), body
+    assert set(json.loads(body)) == {"ok", "message"}
+    assert all(r["status"] == "up" for r in pool_nodes(pilot).values())
+    assert request(pilot, "GET", "/api/nodes/1/detach")[0] == 405
+    assert request(pilot, "DELETE", "/api/nodes")[0] == 405
+
+
+def test_post_disabled_without_token(cluster):
+    p = Pgpilot(cluster, extra_conf={"http_port": FREE_PORT})
+    try:
+        port = p.ports["http_port"]
+        status, body, _ = request(p, "POST", "/api/nodes/1/detach", port=port,
+                                  headers={"Authorization": "Bearer "})
+        assert status == 403 and "http_token" in body
+        status, body, _ = request(p, "POST", "/api/nodes/1/detach", port=port,
+                                  headers={"Authorization": "Bearer anything"})
+        assert status == 403
+        assert json.loads(request(p, "GET", "/api/status", port=port)[1])["post_enabled"] is False
+    finally:
+        p.stop()
+
+
+def raw(p, data, read=True):
+    s = socket.create_connection(("127.0.0.1", p.http_port), timeout=10)
+    try:
+        s.sendall(data)
+        if not read:
+            return s
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+    finally:
+        if read:
+            s.close()
+
+
+def test_bad_requests(pilot):
+    assert raw(pilot, b"\x00\xff garbage\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert raw(pilot, b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n").startswith(
+        b"HTTP/1.1 431 ")
+    assert raw(pilot, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n").startswith(
+        b"HTTP/1.1 414 ")
+    assert raw(pilot, b"POST /api/switchover HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n"
+               ).startswith(b"HTTP/1.1 413 ")
+    # Pipelined requests are answered in order on one connection.
+    two = raw(pilot, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert two.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 404 " in two
+    # Idle and half-sent connections do not block anyone else.
+    idle = [raw(pilot, b"GET /he", read=False) for _ in range(10)]
+    try:
+        assert request(pilot, "GET", "/health")[0] == 200
+    finally:
+        for s in idle:
+            s.close()
+    assert pilot.psql("SELECT 1") == "1" and pilot.is_running()
+
+
+def test_dashboard_files_are_served(pilot):
+    status, body, headers = request(pilot, "GET", "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert "pgpilot" in body
+    assert request(pilot, "GET", "/no-such-file.js")[0] == 404
