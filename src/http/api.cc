@@ -177,6 +177,31 @@ json eventsJson(const std::vector<cluster::Event>& events) {
   return out;
 }
 
+json sessionsJson(const std::vector<admin::SessionRow>& rows) {
+  json out = json::array();
+  for (const auto& r : rows) {
+    out.push_back({{"id", r.id},
+                   {"worker", r.worker},
+                   {"pid", r.pid},
+                   {"user", r.user},
+                   {"database", r.database},
+                   {"application_name", r.application_name},
+                   {"client_address", r.client_address},
+                   {"node", r.node},
+                   {"state", r.state},
+                   {"in_transaction", r.in_transaction},
+                   {"since", isoTime(r.since)}});
+  }
+  return out;
+}
+
+int commandStatus(const cluster::CommandResult& r) {
+  if (r.ok) return 200;
+  if (r.sqlstate == "0A000") return 503;
+  if (r.sqlstate == "22023") return 400;
+  return 409;
+}
+
 json configJson(const config::Config& cfg) {
   json out = json::array();
   // describeSettings masks secrets (passwords, http_token) as "********".
@@ -244,7 +269,8 @@ net::Task<Response> Api::get(const Request& req) {
     co_return jsonResponse(
         200, {{"last_id", shared_.cluster->events().lastId()}, {"events", eventsJson(events)}});
   }
-  if (p == "/api/config") co_return jsonResponse(200, {{"settings", configJson(*shared_.config())}});
+  if (p == "/api/config")
+    co_return jsonResponse(200, {{"settings", configJson(*shared_.config())}});
   if (p == "/api/status") {
     const int64_t last_ms = shared_.cluster->last_failover_ms.load(std::memory_order_relaxed);
     co_return jsonResponse(
@@ -291,11 +317,12 @@ net::Task<Response> Api::post(const Request& req) {
   } else {
     cmd.kind = cluster::CommandKind::kSwitchover;
   }
-  if (const int status = checkBearer(req.authorization, shared_.config()->http_token); status != 0) {
+  if (const int status = checkBearer(req.authorization, shared_.config()->http_token);
+      status != 0) {
     log::logf(Level::kWarning, "HTTP POST {} from {} refused: {}", req.path, req.peer,
               shared_.config()->http_token.empty() ? "http_token is not set"
-              : status == 401                 ? "no bearer token"
-                                              : "wrong token");
+              : status == 401                      ? "no bearer token"
+                                                   : "wrong token");
     Response r = jsonResponse(
         status, {{"error", shared_.config()->http_token.empty()
                                ? "POST endpoints are disabled: set http_token in the config"
@@ -345,8 +372,9 @@ net::Task<Response> Api::submit(cluster::Command cmd) {
     co_return jsonResponse(
         504, {{"ok", false}, {"message", "the command is still running; see /api/events"}});
   }
-  co_return jsonResponse(w->result->ok ? 200 : 409,
-                         {{"ok", w->result->ok}, {"message", w->result->message}});
+  json j = {{"ok", w->result->ok}, {"message", w->result->message}};
+  if (!w->result->sqlstate.empty()) j["sqlstate"] = w->result->sqlstate;
+  co_return jsonResponse(commandStatus(*w->result), j);
 }
 
 bool Api::isReady() const {
@@ -370,7 +398,7 @@ Response Api::ready() const {
   return textResponse(200, "ready");
 }
 
-net::Task<std::vector<WorkerStats>> Api::gatherWorkers() {
+net::Task<std::vector<WorkerStats>> Api::gatherWorkers(bool sessions) {
   struct Gather {
     explicit Gather(asio::any_io_executor ex) : timer(ex) {}
     asio::steady_timer timer;
@@ -384,7 +412,7 @@ net::Task<std::vector<WorkerStats>> Api::gatherWorkers() {
   // A worker that is shutting down may never run the post: the timer bounds the wait.
   g->timer.expires_after(std::chrono::seconds(2));
   for (session::Worker* worker : shared_.workers) {
-    asio::post(worker->context(), [g, ex, worker] {
+    asio::post(worker->context(), [g, ex, worker, sessions] {
       WorkerStats s;
       s.index = worker->index();
       s.sessions = worker->sessionCount();
@@ -392,8 +420,9 @@ net::Task<std::vector<WorkerStats>> Api::gatherWorkers() {
       s.pool_waiting = worker->pool().waiting();
       s.pool = worker->pool().stats();
       s.latency = worker->latency().snapshot();
-      asio::post(ex, [g, s] {
-        g->stats.push_back(s);
+      if (sessions) s.session_rows = worker->sessionRows();
+      asio::post(ex, [g, s = std::move(s)]() mutable {
+        g->stats.push_back(std::move(s));
         if (--g->left == 0) g->timer.cancel();
       });
     });
@@ -422,14 +451,18 @@ net::Task<Response> Api::metrics() {
 }
 
 net::Task<Response> Api::sessions() {
-  // Per-session detail (user, database, state, ...) needs a session registry snapshot that
-  // the session module does not offer yet; until then: counts per worker.
-  const auto workers = co_await gatherWorkers();
+  const auto workers = co_await gatherWorkers(true);
   json per = json::array();
-  for (const auto& w : workers) per.push_back({{"worker", w.index}, {"sessions", w.sessions}});
+  std::vector<admin::SessionRow> rows;
+  for (const auto& w : workers) {
+    per.push_back({{"worker", w.index}, {"sessions", w.sessions}});
+    rows.insert(rows.end(), w.session_rows.begin(), w.session_rows.end());
+  }
+  std::sort(rows.begin(), rows.end(),
+            [](const admin::SessionRow& a, const admin::SessionRow& b) { return a.id < b.id; });
   co_return jsonResponse(200, {{"client_sessions", shared_.client_count.load()},
                                {"workers", per},
-                               {"detail", "per-session rows are not available yet (counts only)"}});
+                               {"sessions", sessionsJson(rows)}});
 }
 
 }  // namespace pgpilot::http

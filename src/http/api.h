@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "admin/show.h"
 #include "cluster/control.h"
 #include "cluster/topology.h"
 #include "http/metrics.h"
@@ -41,7 +42,8 @@ class Api {
   net::Task<Response> metrics();
   net::Task<Response> sessions();
   net::Task<Response> submit(cluster::Command cmd);
-  net::Task<std::vector<WorkerStats>> gatherWorkers();
+  // Asks every worker for its figures (and its session rows when `sessions`).
+  net::Task<std::vector<WorkerStats>> gatherWorkers(bool sessions = false);
   Response health() const;
   Response ready() const;
   bool isReady() const;
@@ -64,6 +66,10 @@ int checkBearer(std::string_view authorization, std::string_view token);
 nlohmann::json nodesJson(const cluster::Topology& topo, const cluster::ClusterState& state,
                          const std::vector<std::pair<pool::PoolKey, int>>& pool_connections);
 nlohmann::json eventsJson(const std::vector<cluster::Event>& events);
+nlohmann::json sessionsJson(const std::vector<admin::SessionRow>& rows);
+// HTTP status for a command's result: 200 done; 503 not available (SQLSTATE 0A000);
+// 400 bad argument (22023); 409 refused for any other reason.
+int commandStatus(const cluster::CommandResult& r);
 nlohmann::json configJson(const config::Config& cfg);
 
 // The node of a POST /api/switchover body ({"node": N}); nullopt when absent or invalid.

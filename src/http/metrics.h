@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "admin/show.h"
 #include "cluster/topology.h"
 #include "common/histogram.h"
 #include "pool/pool.h"
@@ -27,6 +28,7 @@ struct WorkerStats {
   size_t pool_waiting = 0;
   pool::PoolStats pool;
   common::LatencyHistogram::Snapshot latency;
+  std::vector<admin::SessionRow> session_rows;  // only when asked for (/api/sessions)
 };
 
 struct MetricsInput {
