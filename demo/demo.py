@@ -30,6 +30,9 @@ DEMO_CONF = {
     "admin_port": FREE_PORT,
     "admin_users": "admin",
     "pool_passwd": "pool_passwd",
+    # HTTP endpoint: dashboard, /metrics, JSON API; POST needs the token (demo only).
+    "http_port": FREE_PORT,
+    "http_token": "demo-token",
 }
 DEMO_PASSWD = "admin:TEXTadmin\n"
 
@@ -65,6 +68,10 @@ def banner(cluster, proxy):
   Admin console (password "admin"):
     {b}PGPASSWORD=admin {os.path.join(os.path.dirname(proxy.binary), "pgpilotctl")} -p {proxy.ports["admin_port"]} -U admin status{r}
     psql -h 127.0.0.1 -p {proxy.ports["admin_port"]} -U admin     (SHOW pool_sessions; RELOAD; ...)
+
+  Web dashboard and metrics (node actions need the token "demo-token"):
+    {b}http://127.0.0.1:{proxy.ports["http_port"]}/{r}
+    curl -s http://127.0.0.1:{proxy.ports["http_port"]}/metrics
 
   pgpilot: pid {proxy.pid}, config {proxy.conf_path}
            log {proxy.log_path} (tail -f it to watch)

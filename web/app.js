@@ -156,11 +156,18 @@ function drawLag(now) {
     g.beginPath(); g.moveTo(left, y); g.lineTo(w - right, y); g.stroke();
     g.fillText(fmtBytes(Math.round(max * i / 4)), 4, y + 4);
   }
+  // The window grows with the history we have: 1 min at first, up to 5 min.
+  let first = now;
+  for (const s of state.lag.values()) if (s.length) first = Math.min(first, s[0].t);
+  const span = Math.min(HISTORY_MS, Math.max(60000, now - first));
   for (let m = 0; m <= 5; m++) {
     const x = left + (w - left - right) * (1 - m / 5);
-    g.fillText(m === 0 ? "now" : `-${m}m`, x - 10, h - 6);
+    const secs = Math.round((span * m) / 5 / 1000);
+    g.textAlign = m === 0 ? "right" : "center";
+    g.fillText(m === 0 ? "now" : secs % 60 ? `-${secs}s` : `-${secs / 60}m`, x, h - 6);
   }
-  const xOf = (t) => left + (w - left - right) * (1 - (now - t) / HISTORY_MS);
+  g.textAlign = "left";
+  const xOf = (t) => left + (w - left - right) * (1 - (now - t) / span);
   const yOf = (v) => top + (h - top - bottom) * (1 - v / max);
   const legend = $("lag-legend");
   legend.replaceChildren();

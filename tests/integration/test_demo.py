@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("PGPILOT_BIN", os.path.join(REPO, "build/debug/src/pgpilot"))
@@ -52,6 +53,19 @@ def test_demo_serves_and_cleans_up():
                              env=dict(os.environ, PGPASSWORD=ctl.group(1)))
         assert out.returncode == 0, out.stderr
         assert '"primary_node_id": 0' in out.stdout, out.stdout
+        # The dashboard and /metrics are served where the banner says.
+        dash = None
+        while dash is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            dash = re.search(r"(http://127\.0\.0\.1:\d+)/\s*$", line)
+        assert dash, "demo never printed the dashboard URL:\n" + "".join(lines)
+        with urllib.request.urlopen(dash.group(1) + "/", timeout=10) as r:
+            assert r.status == 200 and b"pgpilot dashboard" in r.read()
+        with urllib.request.urlopen(dash.group(1) + "/metrics", timeout=10) as r:
+            assert b"pgpilot_node_up{node=\"2\"} 1" in r.read()
         rest, _ = proc.communicate(timeout=90)
         lines.append(rest)
         assert proc.returncode == 0, "".join(lines)
