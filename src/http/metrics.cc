@@ -129,6 +129,31 @@ void writeCounters(Writer& w, const MetricsInput& in) {
           &cluster::NodeCounters::select_cnt);
   counter("pgpilot_node_server_errors_total", "Errors the node returned to clients.",
           &cluster::NodeCounters::server_errors);
+  // The same figures as SHOW pool_backend_stats, as labelled series.
+  using C = cluster::NodeCounters;
+  using Field = std::atomic<uint64_t> C::*;
+  auto labelled = [&](std::string_view name, std::string_view label, std::string_view help,
+                      std::initializer_list<std::pair<std::string_view, Field>> fields) {
+    w.family(name, "counter", help);
+    for (const auto& n : in.topology->nodes) {
+      const C& c = in.state->counters(n.backend.id);
+      for (const auto& [value, field] : fields) {
+        w.sample(name, {{"node", std::to_string(n.backend.id)}, {label, std::string(value)}},
+                 (c.*field).load(std::memory_order_relaxed));
+      }
+    }
+  };
+  labelled("pgpilot_node_statements_by_class_total", "class",
+           "Statements sent to the node by class (SHOW pool_backend_stats).",
+           {{"select", &C::select_cnt},
+            {"insert", &C::insert_cnt},
+            {"update", &C::update_cnt},
+            {"delete", &C::delete_cnt},
+            {"ddl", &C::ddl_cnt},
+            {"other", &C::other_cnt}});
+  labelled("pgpilot_node_server_errors_by_severity_total", "severity",
+           "ErrorResponses from the node by severity (SHOW pool_backend_stats).",
+           {{"error", &C::error_cnt}, {"fatal", &C::fatal_cnt}, {"panic", &C::panic_cnt}});
 }
 
 void writeHealth(Writer& w, const MetricsInput& in) {

@@ -164,6 +164,46 @@ def test_metrics_match_show_pool_nodes(pilot, cluster):
     assert sum(v for _, v in m["pgpilot_pool_server_connections_opened_total"]) >= 1
 
 
+def backend_stats(p):
+    conn = p.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW pool_backend_stats")
+            cols = [d[0] for d in cur.description]
+            return {int(r[0]): dict(zip(cols, r)) for r in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def test_metrics_by_class_match_pool_backend_stats(pilot):
+    conn = pilot.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE m (v int)")
+            cur.execute("INSERT INTO m VALUES (1), (2)")
+            cur.execute("UPDATE m SET v = v + 1")
+            cur.execute("DELETE FROM m WHERE v = 2")
+            with pytest.raises(Exception):
+                cur.execute("SELECT 1/0")
+    finally:
+        conn.close()
+    stats = backend_stats(pilot)
+    m = scrape(pilot)
+    by_class = {(int(lbl["node"]), lbl["class"]): v
+                for lbl, v in m["pgpilot_node_statements_by_class_total"]}
+    by_sev = {(int(lbl["node"]), lbl["severity"]): v
+              for lbl, v in m["pgpilot_node_server_errors_by_severity_total"]}
+    for i, row in stats.items():
+        for cls in ("select", "insert", "update", "delete", "ddl", "other"):
+            assert by_class[(i, cls)] == int(row[f"{cls}_cnt"]), (i, cls)
+        for sev in ("error", "fatal", "panic"):
+            assert by_sev[(i, sev)] == int(row[f"{sev}_cnt"]), (i, sev)
+    assert by_class[(0, "insert")] >= 1 and by_class[(0, "update")] >= 1
+    assert by_class[(0, "delete")] >= 1 and by_class[(0, "ddl")] >= 1
+    assert by_sev[(0, "error")] >= 1
+
+
 def test_query_latency_histogram(pilot):
     before = scrape(pilot)["pgpilot_query_duration_seconds_count"][0][1]
     conn = pilot.connect()
