@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cctype>
 #include <exception>
 #include <unordered_set>
@@ -291,6 +292,25 @@ class OpenGuard {
   net::Stream* s_;
 };
 
+// Closes after the client has had the response: a close() with unread request bytes
+// (an oversized body we refused) makes the kernel send RST, which can destroy the response
+// before the client reads it. So: FIN first, drain briefly (bounded), then close.
+net::Task<void> lingerClose(net::Stream& stream) {
+  std::error_code ec;
+  stream.socket().shutdown(net::tcp::socket::shutdown_send, ec);
+  if (!ec) {
+    auto ex = co_await asio::this_coro::executor;
+    net::Deadline deadline(ex, std::chrono::seconds(1), stream);
+    std::array<char, 4096> sink;
+    for (size_t total = 0; total < 256 * 1024;) {
+      auto [rec, n] = co_await stream.readSome(asio::buffer(sink));
+      if (rec || n == 0) break;
+      total += n;
+    }
+  }
+  stream.close();
+}
+
 }  // namespace
 
 net::Task<void> HttpServer::serve(std::shared_ptr<State> state, net::tcp::socket sock) {
@@ -356,7 +376,7 @@ net::Task<void> HttpServer::serve(std::shared_ptr<State> state, net::tcp::socket
     }
     if (!keep_alive) break;
   }
-  stream.close();
+  co_await lingerClose(stream);
 }
 
 }  // namespace pgpilot::http
