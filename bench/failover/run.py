@@ -387,10 +387,12 @@ def run_one(proxy_name, scenario, binary):
     sync = SYNC_ONLY if scenario == "sync-only" else SYNC_BOTH
     res = {"proxy": proxy_name, "scenario": scenario, "synchronous_standby_names": sync}
     with Cluster(num_standbys=2, sync_standby_names=sync) as c:
+        log(f"  cluster in {c.dir}")
         c.primary.psql("CREATE TABLE acked (id bigint PRIMARY KEY, "
                        "port int NOT NULL DEFAULT inet_server_port())")
         c.wait_replay()
         proxy = start_proxy(proxy_name, c, binary)
+        log(f"  {proxy_name} on port {proxy.port} in {proxy.dir}")
         w = None
         try:
             w = Writer(proxy.port)
