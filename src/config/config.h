@@ -109,6 +109,17 @@ struct Config {
   int http_port = 0;  // 0 = off
   std::vector<std::string> http_listen_addresses = {"127.0.0.1"};
   std::string http_token;  // empty: every POST is refused
+  // ---- load balancing and read/write routing (pgpool names; docs/routing.md) ----
+  bool load_balance_mode = false;  // pgpool's default is on; pgpilot's is off
+  bool statement_level_load_balance = false;
+  // off, transaction, trans_transaction, always, dml_adaptive
+  std::string disable_load_balance_on_write = "transaction";
+  std::string write_function_list;                 // comma-separated regexes
+  std::string read_only_function_list;             // comma-separated regexes
+  std::string primary_routing_query_pattern_list;  // ';'-separated regexes
+  bool check_temp_table = true;                    // catalog/trace/on = true; none/off = false
+  bool check_unlogged_table = true;
+  std::chrono::milliseconds relcache_expire{0};  // catalog lookups kept this long; 0 = forever
 };
 
 // A problem found while loading: "file:line: message".

@@ -277,6 +277,35 @@ std::string showClusteringMode(const Config&) {
   return "streaming_replication";
 }
 
+// ---- load balancing ----
+
+constexpr std::array<std::string_view, 5> kLbOnWrite = {"off", "transaction", "trans_transaction",
+                                                        "always", "dml_adaptive"};
+Result setDisableLbOnWrite(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::string s = lower(trim(v));
+  if (std::find(kLbOnWrite.begin(), kLbOnWrite.end(), s) == kLbOnWrite.end()) {
+    return invalid(def.name, v,
+                   "available values: off, transaction, trans_transaction, always, dml_adaptive");
+  }
+  c.disable_load_balance_on_write = s;
+  return {};
+}
+
+// pgpool: catalog, trace, none (and the old on/off). pgpilot tracks temporary tables per
+// session (a session that creates one stays on the primary), so every "on" value is one.
+constexpr std::array<std::string_view, 5> kCheckTemp = {"catalog", "trace", "none", "on", "off"};
+Result setCheckTempTable(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::string s = lower(trim(v));
+  if (s == "catalog" || s == "trace" || s == "on" || s == "true" || s == "1") {
+    c.check_temp_table = true;
+  } else if (s == "none" || s == "off" || s == "false" || s == "0") {
+    c.check_temp_table = false;
+  } else {
+    return invalid(def.name, v, "available values: catalog, trace, none");
+  }
+  return {};
+}
+
 // ---- the table ----
 
 constexpr std::span<const std::string_view> kNoChoices{};
@@ -439,6 +468,34 @@ const std::array kKeys = std::to_array<KeyDef>({
     {"http_token", kString, kNo, 0, 0, kRestart, kSecret,
      "Bearer token required by the HTTP POST endpoints; empty refuses every POST.",
      PG_STR(http_token)},
+    // ---- load balancing and read/write routing (docs/routing.md) ----
+    {"load_balance_mode", kBool, kNo, 0, 0, kReload, kPlain,
+     "Send reads to standbys (and the primary) by backend_weight; writes always to the primary.",
+     PG_BOOL(load_balance_mode)},
+    {"statement_level_load_balance", kBool, kNo, 0, 0, kReload, kPlain,
+     "Choose the load-balance node for every statement instead of once per session.",
+     PG_BOOL(statement_level_load_balance)},
+    {"disable_load_balance_on_write", kEnum, kNo, 0, 0, kReload, kPlain,
+     "After a write, where reads go: off, transaction, trans_transaction, always, dml_adaptive.",
+     &setDisableLbOnWrite, &showString<&Config::disable_load_balance_on_write>, kLbOnWrite},
+    {"write_function_list", kString, kNo, 0, 0, kReload, kPlain,
+     "Comma-separated regexes of functions that write (the others are read-only).",
+     PG_STR(write_function_list)},
+    {"read_only_function_list", kString, kNo, 0, 0, kReload, kPlain,
+     "Comma-separated regexes of read-only functions (the others write).",
+     PG_STR(read_only_function_list)},
+    {"primary_routing_query_pattern_list", kString, kNo, 0, 0, kReload, kPlain,
+     "';'-separated regexes; a matching statement always goes to the primary.",
+     PG_STR(primary_routing_query_pattern_list)},
+    {"check_temp_table", kEnum, kNo, 0, 0, kReload, kPlain,
+     "Keep statements on temporary tables on the primary (catalog, trace, none, on, off).",
+     &setCheckTempTable, &showBool<&Config::check_temp_table>, kCheckTemp},
+    {"check_unlogged_table", kBool, kNo, 0, 0, kReload, kPlain,
+     "Keep statements on unlogged tables on the primary (looked up in pg_class).",
+     PG_BOOL(check_unlogged_table)},
+    {"relcache_expire", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "How long catalog lookups (function volatility, unlogged tables) are cached; 0 = forever.",
+     PG_DUR(relcache_expire)},
 });
 
 #undef PG_STR
@@ -604,23 +661,15 @@ constexpr auto kUnimplemented = std::to_array<std::string_view>({
     "lobj_lock_table",
     "replication_stop_on_mismatch",
     "failover_if_affected_tuples_mismatch",
-    "load_balance_mode",
     "ignore_leading_white_space",
-    "read_only_function_list",
-    "write_function_list",
-    "primary_routing_query_pattern_list",
     "database_redirect_preference_list",
     "app_name_redirect_preference_list",
     "allow_sql_comments",
-    "disable_load_balance_on_write",
     "dml_adaptive_object_relationship_list",
-    "statement_level_load_balance",
     "delay_threshold",
     "delay_threshold_by_time",
     "prefer_lower_delay_standby",
     "relcache_query_target",
-    "check_temp_table",
-    "check_unlogged_table",
     // health check and failover
     "health_check_max_retries",
     "health_check_retry_delay",
@@ -690,7 +739,6 @@ constexpr auto kUnimplemented = std::to_array<std::string_view>({
     "memqcache_oiddir",
     "cache_safe_memqcache_table_list",
     "cache_unsafe_memqcache_table_list",
-    "relcache_expire",
     "relcache_size",
     "enable_shared_relcache",
     // names used by pgpool-II releases before 4.2/4.3

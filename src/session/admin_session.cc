@@ -111,7 +111,7 @@ net::Task<void> ClientSession::runAdminStatement(const admin::Statement& st, std
   if (st.command != AdminCommand::kControl) {
     admin::AdminContext ctx{.topology = nullptr,
                             .state = shared_.cluster,
-                            .session_node = server_ ? server_->node() : -1};
+                            .session_node = lb_ ? lb_node_ : (server_ ? server_->node() : -1)};
     auto topo = shared_.cluster->topology();
     auto cfg = shared_.config();
     ctx.topology = topo.get();

@@ -22,26 +22,6 @@ bool serverWantsBody(char type) {
          type == be::kCopyBothResponse;
 }
 
-std::string quoteLiteral(std::string_view v) {
-  std::string out = "'";
-  for (char c : v) {
-    if (c == '\'') out.push_back('\'');
-    out.push_back(c);
-  }
-  out.push_back('\'');
-  return out;
-}
-
-std::string quoteIdent(std::string_view v) {
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
-
 constexpr size_t kReadChunk = 64 * 1024;
 
 }  // namespace
@@ -83,6 +63,15 @@ net::Task<std::error_code> ClientSession::writeClient(std::string_view data) {
   co_return ec;
 }
 
+net::Task<void> ClientSession::sendError(std::string_view sqlstate, std::string_view message,
+                                         std::string_view detail) {
+  std::string out;
+  protocol::buildError(out, "ERROR", sqlstate, message, detail);
+  protocol::buildReadyForQuery(out, tx_status_);
+  log::logf(Level::kLog, logContext(), "statement refused: {} (SQLSTATE {})", message, sqlstate);
+  co_await writeClient(out);
+}
+
 net::Task<void> ClientSession::sendFatal(std::string_view sqlstate, std::string_view message,
                                          std::string_view detail) {
   std::string out;
@@ -103,7 +92,7 @@ void ClientSession::cancel(int32_t key) {
 void ClientSession::abort() {
   aborted_ = true;
   client_.close();
-  if (server_) server_->stream().close();
+  for (auto& b : backends_) b->conn->stream().close();
 }
 
 net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
@@ -398,59 +387,30 @@ net::Task<bool> ClientSession::authScram(const auth::PasswordEntry& entry) {
 // ---- server attachment -----------------------------------------------------------------
 
 net::Task<bool> ClientSession::attachServer() {
-  // Every statement goes to the primary in this release; wait (bounded) while none is known.
+  lb_ = cfg_->load_balance_mode && cfg_->backends.size() > 1 && worker_.policy(cfg_) != nullptr;
   auto topo = shared_.cluster->topology();
-  const auto wait_until = pool::Clock::now() + shared_.primary_wait;
-  while (!topo->primaryNode() && pool::Clock::now() < wait_until) {
-    asio::steady_timer t(worker_.context());
-    t.expires_after(std::chrono::milliseconds(100));
-    co_await t.async_wait(net::kUseAwaitable);
-    if (aborted_) co_return false;
-    topo = shared_.cluster->topology();
-  }
-  const cluster::NodeState* node = topo->primaryNode();
-  if (!node) {
+  topo_version_ = topo->version;
+  int node = -1;
+  // With load balancing a session can start (and read) while no primary is known.
+  if (lb_ && !topo->primaryNode()) node = chooseLbNode(*topo);
+  if (node < 0) node = co_await primaryOrWait();
+  if (aborted_) co_return false;
+  if (node < 0) {
     co_await sendFatal("57P03", "no primary node is available",
                        "pgpilot waited for a primary node and found none");
     co_return false;
   }
-  pool_key_ = pool::PoolKey{node->backend.id, info_.user, info_.database, info_.options};
-  pool::Params startup = {{"user", info_.user}, {"database", info_.database}};
-  if (!info_.options.empty()) startup.emplace_back("options", info_.options);
-  auto conn = co_await worker_.pool().acquire(pool_key_, node->backend, startup, creds_);
-  if (!conn) {
-    const auto& err = conn.error();
-    if (err.connection_failed) {
-      log::logf(Level::kWarning, logContext(), "cannot get a server connection: {}", err.str());
-    }
+  Backend* b = co_await backendFor(node);
+  if (!b) {
     std::string out;
-    protocol::ErrorFields f = err.fields;
+    protocol::ErrorFields f = last_error_.fields;
     f.severity = "FATAL";
     protocol::buildError(out, f);
     co_await writeClient(out);
     co_return false;
   }
-  server_ = std::move(*conn);
-  // Apply the client's own startup parameters (the pooled connection was opened without
-  // them, or for another client). Reported parameters already equal are skipped.
-  std::string set_sql;
-  for (const auto& [k, v] : info_.extra) {
-    auto it = server_->params().find(k);
-    if (it != server_->params().end() && it->second == v) continue;
-    set_sql += fmt::format("SET {} = {};", quoteIdent(k), quoteLiteral(v));
-  }
-  if (!set_sql.empty()) {
-    auto r = co_await server_->query(set_sql, cfg_->connect_timeout);
-    if (!r) {
-      std::string out;
-      protocol::ErrorFields f = r.error().fields;
-      f.severity = "FATAL";
-      protocol::buildError(out, f);
-      co_await writeClient(out);
-      worker_.pool().release(std::move(server_), pool_key_, !r.error().connection_failed);
-      co_return false;
-    }
-  }
+  active_ = b;
+  server_ = b->conn.get();
   int32_t pid = worker_.registerSession(this);
   pid_ = pid;
   registered_ = true;
@@ -466,14 +426,10 @@ net::Task<bool> ClientSession::attachServer() {
 // ---- relaying --------------------------------------------------------------------------
 
 net::Task<void> ClientSession::relay() {
-  asio::co_spawn(worker_.context(), serverPump(), [this](std::exception_ptr e, bool clean) {
-    server_clean_ = !e && clean;
-    server_finished_ = true;
-    server_done_.notify();
-  });
+  startPump();
   co_await clientPump();
   client_gone_ = true;
-  if (!server_finished_) {
+  if (pump_running_) {
     if (!client_scanner_.atBoundary()) {
       // The client vanished in the middle of a message whose first part is already at the
       // server: nothing we send can make that stream valid again. Close; never reuse.
@@ -493,11 +449,11 @@ net::Task<void> ClientSession::relay() {
       }
       net::Deadline drain(worker_.context().get_executor(), std::chrono::seconds(10),
                           server_->stream());
-      while (!server_finished_) co_await server_done_.wait(std::chrono::seconds(1));
+      while (pump_running_) co_await server_done_.wait(std::chrono::seconds(1));
       co_return;
     }
   }
-  while (!server_finished_) co_await server_done_.wait(std::chrono::seconds(1));
+  while (pump_running_) co_await server_done_.wait(std::chrono::seconds(1));
 }
 
 net::Task<void> ClientSession::clientPump() {
@@ -505,7 +461,6 @@ net::Task<void> ClientSession::clientPump() {
   std::string buf;
   buf.resize(kReadChunk);
   size_t have = 0;
-  auto& counters = shared_.cluster->counters(server_->node());
   for (;;) {
     if (have == buf.size()) buf.resize(buf.size() * 2);
     // client_idle_limit (pgpool): a client idle outside a transaction for too long is
@@ -542,6 +497,17 @@ net::Task<void> ClientSession::clientPump() {
     bool terminate = false;
     bool invalid = false;
     if (pending_ == 0) busy_since_ = std::chrono::steady_clock::now();  // latency histogram
+    // Forwards the bytes before `pos` to the active server (before routing or answering).
+    auto flush = [&]() -> net::Task<bool> {
+      if (pos > fwd_start) {
+        if (!server_) co_return false;
+        if (co_await server_->stream().writeAll(data.substr(fwd_start, pos - fwd_start))) {
+          co_return false;
+        }
+      }
+      fwd_start = pos;
+      co_return true;
+    };
     while (pos < data.size()) {
       auto step = scanner.next(data.substr(pos));
       if (step.kind == protocol::ScanKind::kNeedMoreData) {
@@ -554,28 +520,53 @@ net::Task<void> ClientSession::clientPump() {
         break;
       }
       if (step.kind == protocol::ScanKind::kMessage) {  // a Query
-        counters.statements.fetch_add(1, std::memory_order_relaxed);
         auto sql = protocol::parseQuery(step.body).value_or(std::string_view{});
         if (admin::recognize(sql) != admin::AdminCommand::kNone) {
           // Forward what came before, then answer in order once the server is idle.
-          if (pos > fwd_start) {
-            if (co_await server_->stream().writeAll(data.substr(fwd_start, pos - fwd_start))) {
-              co_return;
-            }
-          }
-          while (pending_ > 0 && !server_finished_)
-            co_await server_idle_.wait(std::chrono::seconds(1));
-          if (server_finished_) co_return;
+          if (!co_await flush()) co_return;
+          if (!co_await waitIdle()) co_return;
           co_await answerAdmin(sql);
           pos += step.size;
           fwd_start = pos;
           continue;
         }
+        if (lb_ || active_lost_ || !server_ || routingCheckDue()) {
+          if (!co_await flush() || !co_await waitIdle()) co_return;
+          Routed r = co_await beforeStatement();
+          if (r == Routed::kForward && lb_ && !unsynced_) r = co_await routeQuery(sql);
+          if (r == Routed::kFailed || server_finished_ || (r == Routed::kForward && !server_)) {
+            co_return;
+          }
+          if (r == Routed::kAnswered) {
+            pos += step.size;
+            fwd_start = pos;
+            continue;
+          }
+        }
+        if (!lb_) trackSessionState(sql);
+        auto& counters = shared_.cluster->counters(server_->node());
+        counters.statements.fetch_add(1, std::memory_order_relaxed);
         counters.countStatement(sql);
         if (cfg_->log_statement) log::logf(Level::kLog, logContext(), "statement: {}", sql);
         ++pending_;
+        stmt_error_ = false;
         copy_in_ = false;
       } else if (step.kind == protocol::ScanKind::kHeader) {
+        const bool batch_start =
+            !unsynced_ &&
+            (step.type == fe::kParse || step.type == fe::kBind || step.type == fe::kDescribe ||
+             step.type == fe::kExecute || step.type == fe::kClose || step.type == fe::kFlush);
+        if ((batch_start || step.type == fe::kFunctionCall) &&
+            (lb_ || active_lost_ || !server_ || routingCheckDue())) {
+          if (!co_await flush() || !co_await waitIdle()) co_return;
+          Routed r = co_await beforeStatement();
+          if (r == Routed::kForward && lb_) {
+            r = step.type == fe::kFunctionCall ? co_await routeFunctionCall()
+                                               : co_await routeBatch(data.substr(pos));
+          }
+          if (r != Routed::kForward || server_finished_ || !server_) co_return;
+          stmt_error_ = false;
+        }
         switch (step.type) {
           case fe::kSync:
             unsynced_ = false;
@@ -585,7 +576,8 @@ net::Task<void> ClientSession::clientPump() {
             ++pending_;
             break;
           case fe::kParse:
-            counters.statements.fetch_add(1, std::memory_order_relaxed);
+            shared_.cluster->counters(server_->node())
+                .statements.fetch_add(1, std::memory_order_relaxed);
             unsynced_ = true;
             break;
           case fe::kBind:
@@ -609,9 +601,7 @@ net::Task<void> ClientSession::clientPump() {
       }
       pos += step.size;
     }
-    if (pos > fwd_start) {
-      if (co_await server_->stream().writeAll(data.substr(fwd_start, pos - fwd_start))) co_return;
-    }
+    if (!co_await flush()) co_return;
     if (invalid) {
       co_await sendFatal("08P01", "invalid message length from client");
       co_return;
@@ -623,16 +613,16 @@ net::Task<void> ClientSession::clientPump() {
   }
 }
 
-net::Task<bool> ClientSession::serverPump() {
+net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& conn) {
   protocol::StreamScanner scanner(&serverWantsBody);
   std::string buf;
   buf.resize(kReadChunk);
   size_t have = 0;
   bool sent_fatal = false;
-  // Bytes read during startup that belong to the relay phase.
-  if (!server_->pending().empty()) {
-    const std::string p = std::move(server_->pending());
-    server_->pending().clear();
+  // Bytes read during startup (or by a pump stopped earlier) that belong to the relay.
+  if (!conn.pending().empty()) {
+    const std::string p = std::move(conn.pending());
+    conn.pending().clear();
     if (p.size() > buf.size()) buf.resize(p.size());
     std::memcpy(buf.data(), p.data(), p.size());
     have = p.size();
@@ -642,34 +632,54 @@ net::Task<bool> ClientSession::serverPump() {
     // The client left while this pump was busy elsewhere (e.g. writing): the cancel() that
     // relay() issued could not reach a read that had not started yet, so check here.
     if (client_gone_ && pending_ == 0 && !copy_in_ && scanner.atBoundary() && have == 0) {
-      co_return true;
+      co_return PumpEnd::kClean;
+    }
+    // Switching to another node: the server owes nothing; hand what was read to the next
+    // reader of this connection.
+    if (pump_stop_ && pending_ == 0 && !copy_in_ && scanner.atBoundary() && !process_first) {
+      conn.pending().assign(buf.data(), have);
+      co_return PumpEnd::kStopped;
     }
     std::error_code ec;
     if (!process_first) {
       if (have == buf.size()) buf.resize(buf.size() * 2);
       auto [rec, n] =
-          co_await server_->stream().readSome(asio::buffer(buf.data() + have, buf.size() - have));
+          co_await conn.stream().readSome(asio::buffer(buf.data() + have, buf.size() - have));
       ec = rec;
       have += n;
     }
     process_first = false;
     if (ec) {
+      if (pump_stop_ && ec == asio::error::operation_aborted && scanner.atBoundary()) {
+        conn.pending().assign(buf.data(), have);
+        co_return PumpEnd::kStopped;
+      }
       if (client_gone_ && pending_ == 0 && ec == asio::error::operation_aborted) {
-        co_return scanner.atBoundary();
+        co_return scanner.atBoundary() ? PumpEnd::kClean : PumpEnd::kBroken;
+      }
+      if (!client_gone_ && !aborted_ && !sent_fatal && pending_ == 0 && !copy_in_ && !unsynced_ &&
+          tx_status_ == 'I' && scanner.atBoundary()) {
+        // Idle outside a transaction: the next statement reconnects, transparently.
+        log::logf(Level::kLog, logContext(),
+                  "server connection to node {} closed while idle ({}); the next statement "
+                  "reconnects",
+                  conn.node(), ec.message());
+        co_return PumpEnd::kLostIdle;
       }
       if (!client_gone_ && !aborted_) {
         if (!sent_fatal) {
-          log::logf(Level::kWarning, logContext(), "lost connection to node {}: {}",
-                    server_->node(), ec.message());
+          log::logf(Level::kWarning, logContext(), "lost connection to node {}: {}", conn.node(),
+                    ec.message());
           co_await sendFatal("08006", "server connection to the database node was lost",
                              "the server closed the connection or the network failed");
         }
         client_.close();
       }
-      co_return false;
+      co_return PumpEnd::kBroken;
     }
     std::string_view data(buf.data(), have);
     size_t pos = 0;
+    size_t fwd = 0;  // start of the bytes not yet written to the client
     int rfq = 0;
     while (pos < data.size()) {
       auto step = scanner.next(data.substr(pos));
@@ -678,9 +688,9 @@ net::Task<bool> ClientSession::serverPump() {
         break;
       }
       if (step.kind == protocol::ScanKind::kInvalid) {
-        log::logf(Level::kWarning, logContext(), "invalid message from node {}", server_->node());
+        log::logf(Level::kWarning, logContext(), "invalid message from node {}", conn.node());
         client_.close();
-        co_return false;
+        co_return PumpEnd::kBroken;
       }
       if (step.kind == protocol::ScanKind::kMessage) {
         switch (step.type) {
@@ -691,13 +701,29 @@ net::Task<bool> ClientSession::serverPump() {
             break;
           case be::kParameterStatus:
             if (auto p = protocol::parseParameterStatus(step.body)) {
-              server_->params()[std::string(p->name)] = std::string(p->value);
+              conn.params()[std::string(p->name)] = std::string(p->value);
             }
             break;
           case be::kErrorResponse:
+            stmt_error_ = true;
             if (auto f = protocol::parseErrorFields(step.body)) {
-              if (f->severity == "FATAL" || f->severity == "PANIC") sent_fatal = true;
-              shared_.cluster->counters(server_->node()).countError(f->severity);
+              shared_.cluster->counters(conn.node()).countError(f->severity);
+              if (f->severity == "FATAL" || f->severity == "PANIC") {
+                // Class 57: shutdown, pg_terminate_backend (not a reply to the client).
+                if (pending_ == 0 && rfq == 0 && tx_status_ == 'I' && !copy_in_ && !unsynced_ &&
+                    f->code.starts_with("57P")) {
+                  // A server going away (shutdown, pg_terminate_backend) while the session
+                  // is idle: keep it from the client; the next statement reconnects.
+                  if (pos > fwd && !client_gone_ &&
+                      co_await writeClient(data.substr(fwd, pos - fwd))) {
+                    client_gone_ = true;
+                    client_.close();
+                  }
+                  fwd = pos + step.size;
+                } else {
+                  sent_fatal = true;
+                }
+              }
             }
             break;
           case be::kCopyInResponse:
@@ -710,8 +736,8 @@ net::Task<bool> ClientSession::serverPump() {
       }
       pos += step.size;
     }
-    if (pos > 0 && !client_gone_) {
-      if (co_await writeClient(data.substr(0, pos))) {
+    if (pos > fwd && !client_gone_) {
+      if (co_await writeClient(data.substr(fwd, pos - fwd))) {
         // The client is gone; keep draining the server until it is idle.
         client_gone_ = true;
         client_.close();
@@ -720,7 +746,7 @@ net::Task<bool> ClientSession::serverPump() {
     if (rfq > 0) {
       const bool was_busy = pending_ > 0;
       pending_ = std::max(0, pending_ - rfq);
-      server_->setTxStatus(tx_status_);
+      conn.setTxStatus(tx_status_);
       if (pending_ == 0) {
         if (was_busy) worker_.latency().observe(std::chrono::steady_clock::now() - busy_since_);
         server_idle_.notify();
@@ -729,18 +755,24 @@ net::Task<bool> ClientSession::serverPump() {
     if (pos < have) std::memmove(buf.data(), buf.data() + pos, have - pos);
     have -= pos;
     if (client_gone_ && pending_ == 0 && !copy_in_ && scanner.atBoundary() && have == 0) {
-      co_return true;
+      co_return PumpEnd::kClean;
     }
   }
 }
 
 void ClientSession::finish() {
-  if (server_) {
-    const bool clean =
-        server_finished_ && server_clean_ && pending_ == 0 && !copy_in_ && !unsynced_;
-    server_->setTxStatus(tx_status_);
-    worker_.pool().release(std::move(server_), pool_key_, clean);
+  for (auto& b : backends_) {
+    bool clean = b->conn->pending().empty();
+    if (b.get() == active_) {
+      clean = !active_lost_ && server_finished_ && server_clean_ && pending_ == 0 && !copy_in_ &&
+              !unsynced_;
+      b->conn->setTxStatus(tx_status_);
+    }
+    worker_.pool().release(std::move(b->conn), b->key, clean);
   }
+  backends_.clear();
+  active_ = nullptr;
+  server_ = nullptr;
   client_.close();
   if (cfg_->log_disconnections) {
     log::logf(Level::kLog, logContext(), "disconnection: user={} database={} host={}", info_.user,

@@ -3,8 +3,10 @@
 // Purpose: the session state machine — TLS negotiation, startup, client authentication,
 // acquiring a server connection from the pool, then relaying messages both ways while
 // tracking protocol state (pending ReadyForQuery count, transaction status, COPY), and
-// answering pgpilot's own admin statements. It never picks nodes itself beyond asking the
-// topology for the primary (routing comes from the router module later).
+// answering pgpilot's own admin statements. With load_balance_mode on it routes every
+// statement with the router (routing.cc): a session may then hold one server connection per
+// node it uses, but only one of them (the active one) is ever owed a response by the client,
+// so responses reach the client in order. See docs/routing.md, "Sessions".
 // Owner: one worker thread; created by the worker's accept loop and destroyed when the
 // coroutine returns.
 #pragma once
@@ -12,6 +14,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "admin/show.h"
 #include "auth/auth.h"
@@ -20,6 +25,8 @@
 #include "pool/pool.h"
 #include "protocol/messages.h"
 #include "protocol/scanner.h"
+#include "router/cache.h"
+#include "router/policy.h"
 #include "session/worker.h"
 
 namespace pgpilot::session {
@@ -54,6 +61,52 @@ class ClientSession {
     pool::Params extra;  // other startup parameters to apply with SET
   };
 
+  // One server connection of this session.
+  struct Backend {
+    int node = -1;
+    pool::PoolKey key;
+    std::unique_ptr<pool::ServerConn> conn;
+    size_t replayed = 0;       // session_log_ entries applied on this connection
+    bool in_tx = false;        // holds part of the client's current transaction block
+    bool was_primary = false;  // connected while the node was the primary
+  };
+  // What the routing step decided for one statement (or extended-protocol batch).
+  enum class Routed { kForward, kAnswered, kFailed };
+  // How the server pump ended.
+  enum class PumpEnd { kStopped, kLostIdle, kClean, kBroken };
+  // What the last routed statement must change once it is known to have succeeded.
+  struct Settle {
+    bool valid = false;
+    std::vector<std::string> session_entries;  // SET/RESET/PREPARE/... to replay elsewhere
+    bool in_tx = false;                        // ran inside a transaction block
+    bool commit = false;                       // COMMIT/END of the block
+  };
+  // What routing needs of a statement's classification, copied before any suspension (the
+  // per-worker cache entry may be replaced while this session waits).
+  struct Facts {
+    router::Classification::Kind kind = router::Classification::Kind::kOther;
+    router::Target target = router::Target::kPrimary;  // after the policy
+    std::string reason;
+    bool begin_read_only = false;
+    bool begin_serializable = false;
+    bool set_tx_read_only = false;
+    bool set_tx_serializable = false;
+    bool default_read_only = false;
+    bool default_serializable = false;
+    bool session_state = false;
+    bool multi = false;
+    bool parse_error = false;
+    std::string object_name;
+    std::vector<std::string> relations;  // dml_adaptive only
+  };
+
+  // A protocol-level prepared statement and the nodes that have it.
+  struct Stmt {
+    std::string parse_msg;  // the whole Parse message, to re-send
+    std::string text;
+    Facts facts;
+    std::vector<int> nodes;
+  };
   net::Task<bool> startup();
   net::Task<bool> authenticate();
   net::Task<bool> authPassword(auth::AuthMethod method, const auth::PasswordEntry* entry);
@@ -61,7 +114,7 @@ class ClientSession {
   net::Task<bool> attachServer();
   net::Task<void> relay();
   net::Task<void> clientPump();
-  net::Task<bool> serverPump();
+  net::Task<PumpEnd> serverPump(pool::ServerConn& conn);
   // Admin console (admin_session.cc).
   net::Task<void> answerAdmin(std::string_view sql);
   net::Task<bool> checkAdminUser();
@@ -73,9 +126,50 @@ class ClientSession {
   net::Task<bool> holdWhilePaused(std::string_view data);
   net::Task<void> sendFatal(std::string_view sqlstate, std::string_view message,
                             std::string_view detail = {});
+  net::Task<void> sendError(std::string_view sqlstate, std::string_view message,
+                            std::string_view detail = {});
   net::Task<std::error_code> writeClient(std::string_view data);
   void finish();
   log::Context logContext() const;
+
+  // ---- backends and the pump (routing.cc) ----
+  void startPump();
+  net::Task<void> stopPump();
+  net::Task<bool> waitIdle();
+  // Opens (or reuses) this session's connection to `node`, with startup parameters and the
+  // session log applied. Null on failure (the error is in last_error_).
+  net::Task<Backend*> backendFor(int node);
+  net::Task<bool> makeActive(Backend& b);
+  net::Task<bool> replaySession(Backend& b);
+  void dropBackend(Backend& b, bool clean);
+  net::Task<std::expected<pool::ServerConn::Result, pool::ServerError>> internalQuery(
+      Backend& b, std::string_view sql);
+  net::Task<bool> internalExchange(Backend& b, std::string_view msgs);
+  Backend* findBackend(int node);
+
+  // ---- routing (routing.cc) ----
+  net::Task<Routed> beforeStatement();
+  bool routingCheckDue() const;
+  void trackSessionState(std::string_view sql);
+  net::Task<Routed> routeQuery(std::string_view sql);
+  net::Task<Routed> routeBatch(std::string_view data);
+  net::Task<Routed> routeFunctionCall();
+  net::Task<std::optional<Facts>> classifyStatement(std::string_view sql);
+  net::Task<Routed> routeDecided(const Facts& f, std::string_view sql, bool extended);
+  net::Task<Routed> sendTo(int node, bool join_tx);
+  net::Task<Routed> cannotRoute(std::string_view why);
+  net::Task<int> primaryOrWait();
+  int chooseLbNode(const cluster::Topology& topo);
+  bool eligible(const cluster::NodeState& n) const;
+  bool forcePrimaryForReads() const;
+  void settle();
+  void endTx(bool committed);
+  net::Task<bool> answerLocally(std::string_view tag, char status);
+  net::Task<bool> lookupCatalog(const std::vector<std::string>& functions,
+                                const std::vector<std::string>& relations);
+  int readNode();
+  bool forcePrimaryInTx(const Facts& f) const;
+  void updateCatalogCtx();
 
   Worker& worker_;
   Shared& shared_;
@@ -89,8 +183,9 @@ class ClientSession {
   int32_t key_ = 0;
   StartupInfo info_;
   pool::Credentials creds_;
-  pool::PoolKey pool_key_;
-  std::unique_ptr<pool::ServerConn> server_;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  Backend* active_ = nullptr;           // the backend the pump reads and the client talks to
+  pool::ServerConn* server_ = nullptr;  // active_->conn, or null
   // Walks the client's bytes; kept as a member so the end of the session knows whether
   // the client stopped in the middle of a message.
   protocol::StreamScanner client_scanner_{&clientWantsBody};
@@ -104,10 +199,44 @@ class ClientSession {
   bool copy_in_ = false;   // server is waiting for CopyData from the client
   bool unsynced_ = false;  // extended-protocol messages sent since the last Sync
   bool client_gone_ = false;
-  bool server_finished_ = false;
+  bool server_finished_ = false;  // the pump ended for good: the session is over
   bool server_clean_ = false;
   bool aborted_ = false;
   bool registered_ = false;
+  bool pump_running_ = false;
+  bool pump_stop_ = false;
+  bool active_lost_ = false;  // the active connection died while idle outside a transaction
+  bool stmt_error_ = false;   // an ErrorResponse since the last routed statement was sent
+  pool::ServerError last_error_;
+  std::string catalog_ctx_;  // database, user and search_path for catalog lookups
+  uint64_t topo_version_ = 0;
+  std::vector<int> bad_nodes_;  // could not connect since the last topology change
+
+  // ---- routing state (load_balance_mode) ----
+  bool lb_ = false;  // routing on: load_balance_mode with more than one node
+  int lb_node_ = -1;
+  int stmt_node_ = -1;        // node of the last routed statement (select_cnt)
+  bool tx_open_ = false;      // a transaction block the session knows how it began
+  bool tx_deferred_ = false;  // BEGIN answered by pgpilot, not yet sent to any node
+  bool tx_joinable_ = true;   // other nodes may join (tx_log_ is complete)
+  bool tx_wrote_ = false;
+  bool tx_read_only_ = false;
+  bool tx_primary_only_ = false;                // SERIALIZABLE
+  int tx_home_ = -1;                            // node of the first statement of the block
+  std::vector<std::string> tx_log_;             // BEGIN and transaction-level statements, in order
+  std::vector<std::string> tx_session_log_;     // session-level SETs inside the block
+  std::unordered_set<std::string> tx_written_;  // dml_adaptive: relations written
+  std::vector<std::string> session_log_;        // replayed on every other node used
+  bool pin_primary_ = false;       // LISTEN, temp tables, advisory locks, ...: all to the primary
+  bool wrote_session_ = false;     // always: a write happened in this session
+  bool wrote_in_tx_once_ = false;  // trans_transaction: a write happened in a block
+  bool default_serializable_ = false;
+  bool default_read_only_ = false;
+  Settle settle_;
+  std::unordered_map<std::string, router::Target> sql_prepared_;
+  std::unordered_map<std::string, int> cursor_node_;
+  std::unordered_map<std::string, Stmt> stmts_;
+  std::unordered_map<int, std::vector<std::string>> to_close_;  // statements to Close per node
 };
 
 }  // namespace pgpilot::session

@@ -196,6 +196,42 @@ ClientSession* Worker::findSession(int32_t pid) {
   return it == sessions_.end() ? nullptr : it->second;
 }
 
+const router::Policy* Worker::policy(const std::shared_ptr<const config::Config>& cfg) {
+  if (cfg == policy_cfg_) return policy_ ? &*policy_ : nullptr;
+  policy_cfg_ = cfg;
+  policy_.reset();
+  catalog_.setExpiry(cfg->relcache_expire);
+  auto split = [](const std::string& list) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = list.find(',', start);
+      std::string item = list.substr(start, comma == std::string::npos ? comma : comma - start);
+      while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+      while (!item.empty() && item.back() == ' ') item.pop_back();
+      if (!item.empty()) out.push_back(item);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    return out;
+  };
+  router::PolicyConfig pc;
+  pc.write_function_list = split(cfg->write_function_list);
+  pc.read_only_function_list = split(cfg->read_only_function_list);
+  pc.primary_routing_query_pattern_list =
+      router::splitPatternList(cfg->primary_routing_query_pattern_list);
+  pc.check_temp_table = cfg->check_temp_table;
+  pc.check_unlogged_table = cfg->check_unlogged_table;
+  auto policy = router::Policy::create(pc);
+  if (policy) {
+    policy_.emplace(std::move(*policy));
+    return &*policy_;
+  }
+  log::logf(Level::kError, "worker {}: routing disabled, every statement goes to the primary: {}",
+            index_, policy.error());
+  return nullptr;
+}
+
 int32_t Worker::randomKey() {
   return static_cast<int32_t>(rng_());
 }

@@ -15,6 +15,9 @@
 #include "admin/show.h"
 #include "common/histogram.h"
 #include "pool/pool.h"
+#include "router/cache.h"
+#include "router/policy.h"
+#include "session/catalog.h"
 #include "session/shared.h"
 
 namespace pgpilot::session {
@@ -51,6 +54,15 @@ class Worker {
   ClientSession* findSession(int32_t pid);
   int32_t randomKey();
 
+  // Routing (load_balance_mode): this worker's classification cache, the policy built from
+  // the configuration (null if its regexes did not compile: everything goes to the
+  // primary), catalog lookups and the random source for choosing nodes by weight.
+  router::ClassificationCache& classCache() { return class_cache_; }
+  // Built from `cfg` (rebuilt when a session brings a newer configuration after a reload).
+  const router::Policy* policy(const std::shared_ptr<const config::Config>& cfg);
+  CatalogCache& catalog() { return catalog_; }
+  std::mt19937& rng() { return rng_; }
+
   // Handles a CancelRequest that arrived on any worker.
   static void routeCancel(Shared& shared, int32_t pid, int32_t key);
 
@@ -83,6 +95,10 @@ class Worker {
   std::thread thread_;
   asio::steady_timer reap_timer_;
   common::LatencyHistogram latency_;
+  router::ClassificationCache class_cache_{4096};
+  std::optional<router::Policy> policy_;
+  std::shared_ptr<const config::Config> policy_cfg_;
+  CatalogCache catalog_;
 };
 
 // pid encoding in BackendKeyData: the worker index in the high bits, so a CancelRequest

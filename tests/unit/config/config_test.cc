@@ -420,13 +420,13 @@ TEST(Config, ListenBacklogMultiplierIsIgnoredWithNotice) {
 
 TEST(Config, UnimplementedPgpoolKeysWarnOncePerKey) {
   auto r = load(
-      "load_balance_mode = on\nfailover_command = '/bin/failover.sh %d'\n"
-      "health_check_max_retries = 3\nload_balance_mode = off\nhealth_check_period1 = 5\n"
+      "replicate_select = on\nfailover_command = '/bin/failover.sh %d'\n"
+      "health_check_max_retries = 3\nreplicate_select = off\nhealth_check_period1 = 5\n"
       "wd_port0 = 9000\nhostname0 = 'pgpool0'\nUSE_WATCHDOG = on\n");
   ASSERT_TRUE(r.has_value()) << r.error().str();
   ASSERT_EQ(r->warnings.size(), 7u);
   EXPECT_EQ(r->warnings[0],
-            "test.conf:2: pgpool-II setting \"load_balance_mode\" is not implemented by pgpilot "
+            "test.conf:2: pgpool-II setting \"replicate_select\" is not implemented by pgpilot "
             "yet and is ignored");
   EXPECT_EQ(r->warnings[1],
             "test.conf:3: pgpool-II setting \"failover_command\" is not implemented by pgpilot "

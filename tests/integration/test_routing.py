@@ -1,0 +1,267 @@
+"""Read/write routing with load_balance_mode = on, checked on the server side: every
+statement reports where it ran (inet_server_port(), pg_is_in_recovery()) in the same
+statement. A primary + 2 streaming standbys; the primary has weight 0 unless a test says
+otherwise, so "a read ran on a standby" is deterministic."""
+
+import re
+import shutil
+import subprocess
+import time
+
+import psycopg2
+import pytest
+
+from harness import procs
+from harness.cluster import Cluster
+from harness.pgpilot import Pgpilot
+
+PGBENCH = shutil.which("pgbench") or "/usr/bin/pgbench"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(num_standbys=2)
+    try:
+        c.start()
+        c.primary.psql("CREATE TABLE rt (id serial PRIMARY KEY, v int)")
+        c.primary.psql("CREATE UNLOGGED TABLE rt_unlogged (v int)")
+        c.primary.psql("CREATE FUNCTION rt_write(x int) RETURNS int LANGUAGE sql VOLATILE "
+                       "AS 'INSERT INTO rt (v) VALUES (x) RETURNING v'")
+        c.primary.psql("CREATE FUNCTION rt_stable(x int) RETURNS int LANGUAGE sql STABLE "
+                       "AS 'SELECT x + 1'")
+        c.wait_replay()
+        yield c
+    finally:
+        c.stop()
+
+
+def make(cluster, **conf):
+    settings = {"load_balance_mode": "on", "sr_check_period": "1", "backend_weight0": "0"}
+    settings.update(conf)
+    p = Pgpilot(cluster, extra_conf=settings)
+    # The monitor must know the roles before a session can pick a standby.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        rows = pool_nodes(p)
+        if rows[0]["role"] == "primary" and all(rows[i]["role"] == "standby" for i in (1, 2)):
+            return p
+        time.sleep(0.2)
+    p.stop()
+    raise AssertionError("roles not known within 20 s")
+
+
+@pytest.fixture(scope="module")
+def lb(cluster):
+    p = make(cluster)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def pool_nodes(p):
+    conn = p.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW pool_nodes")
+            cols = [d[0] for d in cur.description]
+            return {int(r[0]): dict(zip(cols, r)) for r in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def where(cur, sql="SELECT inet_server_port(), pg_is_in_recovery()", args=None):
+    cur.execute(sql, args)
+    return cur.fetchone()
+
+
+def standby_ports(cluster):
+    return {n.port for n in cluster.standbys}
+
+
+def test_reads_on_standby_writes_on_primary(cluster, lb):
+    conn = lb.connect()
+    conn.autocommit = True
+    cur = conn.cursor()
+    port, rec = where(cur)
+    assert rec is True and port in standby_ports(cluster)
+    # session-level load balancing: the same standby every time
+    for _ in range(20):
+        assert where(cur) == (port, True)
+    # writes, locking reads, volatile functions: primary
+    assert where(cur, "INSERT INTO rt (v) VALUES (1) RETURNING inet_server_port(), "
+                 "pg_is_in_recovery()") == (cluster.primary.port, False)
+    assert where(cur, "SELECT inet_server_port(), pg_is_in_recovery() FROM rt LIMIT 1 "
+                 "FOR UPDATE") == (cluster.primary.port, False)
+    assert where(cur, "SELECT inet_server_port(), pg_is_in_recovery(), rt_write(5)")[:2] == (
+        cluster.primary.port, False)
+    # a stable function and an unlogged table (pg_proc / pg_class lookups)
+    assert where(cur, "SELECT inet_server_port(), pg_is_in_recovery(), rt_stable(1)")[:2] == (
+        port, True)
+    assert where(cur, "SELECT inet_server_port(), pg_is_in_recovery() FROM "
+                 "(SELECT 1) x LEFT JOIN rt_unlogged ON true LIMIT 1") == (
+        cluster.primary.port, False)
+    # the hint
+    assert where(cur, "/*NO LOAD BALANCE*/ SELECT inet_server_port(), pg_is_in_recovery()") == (
+        cluster.primary.port, False)
+    # back on the standby for plain reads (disable_load_balance_on_write = transaction)
+    assert where(cur) == (port, True)
+    conn.close()
+
+
+def test_transaction_read_then_write(cluster, lb):
+    """BEGIN; read (standby); write (primary); read (primary: sees the write); COMMIT."""
+    conn = lb.connect()  # psycopg2: autocommit off, BEGIN before the first statement
+    cur = conn.cursor()
+    port, rec = where(cur)
+    assert rec is True and port in standby_ports(cluster)
+    marker = int(time.time() * 1000) % 1000000000
+    assert where(cur, "INSERT INTO rt (v) VALUES (%s) RETURNING inet_server_port(), "
+                 "pg_is_in_recovery()", (marker,)) == (cluster.primary.port, False)
+    cur.execute("SELECT inet_server_port(), count(*) FROM rt WHERE v = %s", (marker,))
+    assert cur.fetchone() == (cluster.primary.port, 1)
+    conn.commit()
+    assert cluster.primary.psql(f"SELECT count(*) FROM rt WHERE v = {marker}") == "1"
+    # The standby's part of the block was ended: nothing idle in a transaction there.
+    time.sleep(0.2)
+    for s in cluster.standbys:
+        assert s.psql("SELECT count(*) FROM pg_stat_activity WHERE state LIKE "
+                      "'idle in transaction%' AND backend_type = 'client backend'") == "0"
+    # A rolled-back block leaves nothing.
+    where(cur)
+    cur.execute("INSERT INTO rt (v) VALUES (%s)", (marker + 1,))
+    conn.rollback()
+    assert cluster.primary.psql(f"SELECT count(*) FROM rt WHERE v = {marker + 1}") == "0"
+    conn.close()
+
+
+def test_write_first_transaction_never_touches_a_standby(cluster, lb):
+    conn = lb.connect()
+    cur = conn.cursor()
+    assert where(cur, "UPDATE rt SET v = v WHERE id = 1 RETURNING inet_server_port(), "
+                 "pg_is_in_recovery()") in [(cluster.primary.port, False), None]
+    assert where(cur) == (cluster.primary.port, False)  # same block: primary
+    conn.commit()
+    port, rec = where(cur)  # new block, first statement a read: standby
+    assert rec is True
+    conn.commit()
+    conn.close()
+
+
+def test_read_only_and_serializable(cluster, lb):
+    conn = lb.connect()
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("BEGIN READ ONLY")
+    port, rec = where(cur)
+    assert rec is True
+    with pytest.raises(psycopg2.Error) as e:
+        cur.execute("INSERT INTO rt (v) VALUES (1)")
+    assert "read-only transaction" in str(e.value)
+    cur.execute("ROLLBACK")
+    cur.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+    assert where(cur) == (cluster.primary.port, False)
+    cur.execute("COMMIT")
+    conn.close()
+
+
+def test_session_settings_follow_the_session(cluster, lb):
+    conn = lb.connect()
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SET statement_timeout = '4321ms'")
+    cur.execute("SET application_name = 'routing-test'")
+    port, rec, st = where(cur, "SELECT inet_server_port(), pg_is_in_recovery(), "
+                          "current_setting('statement_timeout')")
+    assert rec is True and st == "4321ms"
+    port, rec, st = where(cur, "INSERT INTO rt (v) VALUES (2) RETURNING inet_server_port(), "
+                          "pg_is_in_recovery(), current_setting('statement_timeout')")
+    assert (port, rec, st) == (cluster.primary.port, False, "4321ms")
+    cur.execute("RESET statement_timeout")
+    assert where(cur, "SELECT pg_is_in_recovery(), current_setting('statement_timeout')") == (
+        True, "0")
+    assert where(cur, "INSERT INTO rt (v) VALUES (3) RETURNING pg_is_in_recovery(), "
+                 "current_setting('statement_timeout')") == (False, "0")
+    # SQL PREPARE / EXECUTE of a read runs on the standby, which has the statement.
+    cur.execute("PREPARE rd AS SELECT inet_server_port(), pg_is_in_recovery()")
+    assert cur.execute("EXECUTE rd") is None and cur.fetchone()[1] is True
+    cur.execute("DEALLOCATE rd")
+    # LISTEN pins the session to the primary.
+    cur.execute("LISTEN routing_test")
+    assert where(cur) == (cluster.primary.port, False)
+    conn.close()
+
+
+def test_statement_level_load_balance(cluster):
+    p = make(cluster, statement_level_load_balance="on")
+    try:
+        conn = p.connect()
+        conn.autocommit = True
+        cur = conn.cursor()
+        seen = {where(cur) for _ in range(60)}
+        assert seen == {(n.port, True) for n in cluster.standbys}
+        conn.close()
+    finally:
+        p.stop()
+
+
+def run_pgbench(p, *args, timeout=120):
+    cmd = [PGBENCH, "-h", p.host, "-p", str(p.port), "-U", "postgres", *args, "postgres"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       env=procs.clean_env(PGCONNECT_TIMEOUT=10), stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"pgbench {args} failed:\n{r.stdout}\n{r.stderr}\n{p.log_tails()}"
+    out = r.stdout + r.stderr
+    m = re.search(r"number of failed transactions: (\d+)", out)
+    assert m and int(m.group(1)) == 0, out
+    return out
+
+
+@pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])
+def test_pgbench_mixed_spreads_reads_by_weight(cluster, mode):
+    """TPC-B clients and -S clients at once, 0 errors, balances consistent; the -S reads
+    are spread over the nodes by backend_weight (primary 1, standby1 2, standby2 1)."""
+    if mode == "simple":
+        run_pgbench_init(cluster)
+    p = make(cluster, backend_weight0="1", backend_weight1="2", backend_weight2="1")
+    try:
+        before = {i: int(r["select_cnt"]) for i, r in pool_nodes(p).items()}
+        procs_ = [
+            subprocess.Popen([PGBENCH, "-h", p.host, "-p", str(p.port), "-U", "postgres",
+                              "-M", mode, "-c", "3", "-T", "6", "-n", "postgres"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=procs.clean_env(PGCONNECT_TIMEOUT=10)),
+        ]
+        out_s = run_pgbench(p, "-M", mode, "-S", "-C", "-c", "4", "-T", "6", "-n")
+        out_b, _ = procs_[0].communicate(timeout=60)
+        assert procs_[0].returncode == 0, out_b
+        m = re.search(r"number of failed transactions: (\d+)", out_b)
+        assert m and int(m.group(1)) == 0, out_b
+        tpcb = int(re.search(r"number of transactions actually processed: (\d+)", out_b)[1])
+        after = {i: int(r["select_cnt"]) for i, r in pool_nodes(p).items()}
+        reads = {i: after[i] - before[i] for i in after}
+        # TPC-B's SELECT runs inside its write transaction, on the primary: not balanced.
+        assert reads[0] >= tpcb, (reads, tpcb)
+        reads[0] -= tpcb
+        total = sum(reads.values())
+        assert total > 200, (reads, out_s)
+        share = {i: reads[i] / total for i in reads}
+        assert 0.35 < share[1] < 0.65, share
+        assert 0.12 < share[0] < 0.40, share
+        assert 0.12 < share[2] < 0.40, share
+        a, b, t, h = cluster.primary.psql(
+            "SELECT (SELECT sum(abalance) FROM pgbench_accounts), "
+            "(SELECT sum(bbalance) FROM pgbench_branches), "
+            "(SELECT sum(tbalance) FROM pgbench_tellers), "
+            "(SELECT coalesce(sum(delta), 0) FROM pgbench_history)").split("|")
+        assert a == b == t == h
+    finally:
+        p.stop()
+
+
+def run_pgbench_init(cluster):
+    r = subprocess.run([PGBENCH, "-i", "-s", "1", "-q", "-h", cluster.primary.host, "-p",
+                        str(cluster.primary.port), "-U", "postgres", "postgres"],
+                       capture_output=True, text=True, timeout=120,
+                       env=procs.clean_env(), stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    cluster.wait_replay()
