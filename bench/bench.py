@@ -6,7 +6,9 @@
 One run starts a PostgreSQL 15 cluster (primary + 2 streaming standbys, max_connections
 200) with the test harness, loads `pgbench -i -s 10`, starts pgpilot (release build),
 PgBouncer (pool_mode=transaction) and pgpool-II (streaming_replication, load balancing
-off) in front of it, and runs the same pgbench loads against every target:
+off) in front of it, plus pgpilot with load_balance_mode = on twice (pgpilot-route: all
+weight on the primary, i.e. the cost of routing alone; pgpilot-lb: reads spread over the
+primary and both standbys), and runs the same pgbench loads against every target:
 
     select-simple    pgbench -S -c 32 -j 2 -M simple      (main figure)
     select-prepared  pgbench -S -c 32 -j 2 -M prepared    (n/a for PgBouncer: transaction
@@ -51,8 +53,16 @@ PGBENCH = "/usr/bin/pgbench"
 PGBOUNCER = "/usr/sbin/pgbouncer"
 PGPOOL = "/usr/sbin/pgpool"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TARGET_ORDER = ["direct", "pgpilot", "pgbouncer", "pgpool", "direct2"]
-PROXIES = ["pgpilot", "pgbouncer", "pgpool"]
+TARGET_ORDER = ["direct", "pgpilot", "pgpilot-route", "pgpilot-lb", "pgbouncer", "pgpool",
+                "direct2"]
+PROXIES = ["pgpilot", "pgpilot-route", "pgpilot-lb", "pgbouncer", "pgpool"]
+# pgpilot with load_balance_mode = on: "route" keeps every statement on the primary
+# (standby weights 0), so against "pgpilot" it measures the cost of routing alone; "lb"
+# spreads reads over the primary and both standbys (weights 1/1/1).
+PGPILOT_VARIANTS = {
+    "pgpilot-route": {"load_balance_mode": "on", "backend_weight1": 0, "backend_weight2": 0},
+    "pgpilot-lb": {"load_balance_mode": "on"},
+}
 GLOBAL_BUDGET_S = 1200  # hard cap on the whole run (alarm), far above a normal run
 
 # Settings on top of the harness defaults, applied to every node (standbys need
@@ -453,7 +463,7 @@ def ratio(a, b):
 def print_table(results, args):
     by = {(r["mode"], r["target"]): r for r in results}
     lines = []
-    lines.append(f"{'target':<10} {'mode':<16} {'tps':>9} {'vs direct':>9} "
+    lines.append(f"{'target':<14} {'mode':<16} {'tps':>9} {'vs direct':>9} "
                  f"{'proxy CPU s':>11} {'CPU s/100k tx':>13} {'failed':>6} {'other%':>6}")
     lines.append("-" * len(lines[0]))
     for mode in MODES:
@@ -465,14 +475,14 @@ def print_table(results, args):
             if r is None:
                 continue
             if r.get("skipped"):
-                lines.append(f"{target:<10} {mode:<16} {'n/a':>9} {'':>9} {'':>11} {'':>13} "
+                lines.append(f"{target:<14} {mode:<16} {'n/a':>9} {'':>9} {'':>11} {'':>13} "
                              f"{'':>6}  ({r['skipped']})")
                 continue
             if r.get("error"):
-                lines.append(f"{target:<10} {mode:<16} {'ERROR':>9}  {r['error']}")
+                lines.append(f"{target:<14} {mode:<16} {'ERROR':>9}  {r['error']}")
                 continue
             vs = ratio(r["tps"], direct) if target in PROXIES else None
-            lines.append(f"{target:<10} {mode:<16} {fmt(r['tps'], '9.0f')} "
+            lines.append(f"{target:<14} {mode:<16} {fmt(r['tps'], '9.0f')} "
                          f"{fmt(vs, '9.2f', '-'):>9} {fmt(r.get('proxy_cpu_s'), '11.2f', '-'):>11} "
                          f"{fmt(r.get('cpu_s_per_100k'), '13.2f', '-'):>13} "
                          f"{fmt(r.get('failed'), '6d', '?'):>6} "
@@ -558,6 +568,11 @@ def main():
             log(f"starting pgpilot ({args.binary}) ...")
             daemons["pgpilot"] = Pgpilot(cluster, extra_conf=dict(PGPILOT_CONF, worker_threads=args.workers),
                                          binary=args.binary)
+        for name, extra in PGPILOT_VARIANTS.items():
+            if name in targets:
+                log(f"starting {name} ({extra}) ...")
+                daemons[name] = Pgpilot(cluster, binary=args.binary, extra_conf=dict(
+                    PGPILOT_CONF, worker_threads=args.workers, sr_check_period=1, **extra))
         if "pgbouncer" in targets:
             log("starting PgBouncer (transaction pooling, default_pool_size=40) ...")
             daemons["pgbouncer"] = PgBouncer(cluster)
@@ -666,7 +681,7 @@ def main():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for pb in list(_running):
             pb.kill()
-        for name in ("pgpool", "pgbouncer", "pgpilot"):
+        for name in ("pgpool", "pgbouncer", "pgpilot", *PGPILOT_VARIANTS):
             d = daemons.get(name)
             if d is None:
                 continue

@@ -120,6 +120,9 @@ struct Config {
   bool check_temp_table = true;                    // catalog/trace/on = true; none/off = false
   bool check_unlogged_table = true;
   std::chrono::milliseconds relcache_expire{0};  // catalog lookups kept this long; 0 = forever
+  int delay_threshold = 0;  // bytes of replay lag that take a standby out of rotation; 0 = off
+  bool prefer_lower_delay_standby = false;
+  bool causal_reads = false;  // ours: read-your-writes across nodes
 };
 
 // A problem found while loading: "file:line: message".

@@ -496,6 +496,18 @@ const std::array kKeys = std::to_array<KeyDef>({
     {"relcache_expire", kDuration, kS, 0, kIntMax, kReload, kPlain,
      "How long catalog lookups (function volatility, unlogged tables) are cached; 0 = forever.",
      PG_DUR(relcache_expire)},
+    {"delay_threshold", kInt, kNo, 0, kIntMax, kReload, kPlain,
+     "A standby whose replay lags the primary by more than this many bytes gets no reads; 0 = "
+     "off.",
+     PG_INT(delay_threshold)},
+    {"prefer_lower_delay_standby", kBool, kNo, 0, 0, kReload, kPlain,
+     "When a session's standby lags beyond delay_threshold, read from the least-lagging "
+     "standby instead of choosing by weight.",
+     PG_BOOL(prefer_lower_delay_standby)},
+    {"causal_reads", kBool, kNo, 0, 0, kReload, kPlain,
+     "After a session writes, its reads go to a standby only once it replayed the write; "
+     "else to the primary.",
+     PG_BOOL(causal_reads)},
 });
 
 #undef PG_STR
@@ -666,9 +678,7 @@ constexpr auto kUnimplemented = std::to_array<std::string_view>({
     "app_name_redirect_preference_list",
     "allow_sql_comments",
     "dml_adaptive_object_relationship_list",
-    "delay_threshold",
     "delay_threshold_by_time",
-    "prefer_lower_delay_standby",
     "relcache_query_target",
     // health check and failover
     "health_check_max_retries",

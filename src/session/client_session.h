@@ -168,6 +168,7 @@ class ClientSession {
   net::Task<bool> lookupCatalog(const std::vector<std::string>& functions,
                                 const std::vector<std::string>& relations);
   int readNode();
+  net::Task<int> readNodeCausal();
   bool forcePrimaryInTx(const Facts& f) const;
   void updateCatalogCtx();
 
@@ -233,6 +234,11 @@ class ClientSession {
   bool default_serializable_ = false;
   bool default_read_only_ = false;
   Settle settle_;
+  // causal_reads: the session wrote since its primary WAL position was last asked
+  // (causal_pending_); the position to wait for; the replay positions seen per node.
+  bool causal_pending_ = false;
+  uint64_t causal_lsn_ = 0;
+  std::unordered_map<int, uint64_t> replayed_lsn_;
   std::unordered_map<std::string, router::Target> sql_prepared_;
   std::unordered_map<std::string, int> cursor_node_;
   std::unordered_map<std::string, Stmt> stmts_;

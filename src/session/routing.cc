@@ -363,7 +363,13 @@ bool ClientSession::eligible(const cluster::NodeState& n) const {
   if (std::find(bad_nodes_.begin(), bad_nodes_.end(), n.backend.id) != bad_nodes_.end()) {
     return false;
   }
-  return n.role == cluster::Role::kStandby || n.role == cluster::Role::kPrimary;
+  if (n.role == cluster::Role::kStandby) {
+    // delay_threshold: a standby replaying too far behind leaves the rotation until it
+    // catches up (the monitor refreshes replication_delay every sr_check_period).
+    return cfg_->delay_threshold <= 0 ||
+           n.replication_delay <= static_cast<uint64_t>(cfg_->delay_threshold);
+  }
+  return n.role == cluster::Role::kPrimary;
 }
 
 int ClientSession::chooseLbNode(const cluster::Topology& topo) {
@@ -396,9 +402,66 @@ int ClientSession::readNode() {
   if (lb_node_ >= 0) {
     const cluster::NodeState* n = topo->find(lb_node_);
     if (n && eligible(*n)) return lb_node_;
+    if (n && lb_node_ != topo->primary && cfg_->prefer_lower_delay_standby) {
+      // Out of rotation: the least-lagging standby still in rotation.
+      const cluster::NodeState* best = nullptr;
+      for (const auto& c : topo->nodes) {
+        if (c.role == cluster::Role::kStandby && eligible(c) &&
+            (!best || c.replication_delay < best->replication_delay)) {
+          best = &c;
+        }
+      }
+      if (best) return lb_node_ = best->backend.id;
+    }
   }
   lb_node_ = chooseLbNode(*topo);
   return lb_node_;
+}
+
+// causal_reads: the load-balance node if it has replayed the session's last write, else the
+// primary. The primary's WAL position is asked once after each write (one round trip,
+// only when a read follows); a standby's replay position comes from the monitor or, if that
+// is older, from the standby itself (one round trip), and is remembered.
+net::Task<int> ClientSession::readNodeCausal() {
+  int node = readNode();
+  if (!cfg_->causal_reads || node < 0) co_return node;
+  auto topo = shared_.cluster->topology();
+  const int primary = topo->primary;
+  if (node == primary) co_return node;
+  auto lsnOf = [](const std::expected<pool::ServerConn::Result, pool::ServerError>& r)
+      -> std::optional<uint64_t> {
+    if (!r || r->rows.empty() || r->rows[0].empty() || !r->rows[0][0]) return std::nullopt;
+    return std::strtoull(r->rows[0][0]->c_str(), nullptr, 10);
+  };
+  if (causal_pending_) {
+    Backend* p = primary >= 0 ? co_await backendFor(primary) : nullptr;
+    if (!p) co_return node;  // no primary (failover): nothing newer can be read anywhere
+    if (p == active_) co_await stopPump();
+    auto lsn =
+        lsnOf(co_await internalQuery(*p, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"));
+    if (!lsn) co_return primary;
+    causal_lsn_ = *lsn;
+    causal_pending_ = false;
+  }
+  if (causal_lsn_ == 0) co_return node;
+  if (auto it = replayed_lsn_.find(node); it != replayed_lsn_.end() && it->second >= causal_lsn_) {
+    co_return node;
+  }
+  if (const cluster::NodeState* n = topo->find(node); n && n->lsn >= causal_lsn_) {
+    replayed_lsn_[node] = n->lsn;
+    co_return node;
+  }
+  Backend* b = co_await backendFor(node);
+  if (b) {
+    if (b == active_) co_await stopPump();
+    auto lsn = lsnOf(co_await internalQuery(
+        *b, "SELECT (coalesce(pg_last_wal_replay_lsn(), '0/0') - '0/0'::pg_lsn)::bigint"));
+    if (lsn) {
+      replayed_lsn_[node] = *lsn;
+      if (*lsn >= causal_lsn_) co_return node;
+    }
+  }
+  co_return primary >= 0 ? primary : node;
 }
 
 // ---- classification ------------------------------------------------------------------------
@@ -509,6 +572,7 @@ void ClientSession::settle() {
 }
 
 void ClientSession::endTx(bool committed) {
+  if (tx_wrote_) causal_pending_ = true;
   if (committed && !tx_session_log_.empty()) {
     for (std::string& e : tx_session_log_) session_log_.push_back(std::move(e));
     for (auto& b : backends_) {
@@ -593,7 +657,8 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
         tx_deferred_ = true;
         co_return co_await answerLocally("BEGIN", 'T') ? Routed::kAnswered : Routed::kFailed;
       }
-      node = (tx_primary_only_ || forcePrimaryForReads()) ? co_await primaryOrWait() : readNode();
+      node = (tx_primary_only_ || forcePrimaryForReads()) ? co_await primaryOrWait()
+                                                          : co_await readNodeCausal();
     } else if (f.session_state && (!sessionKind(f.kind) || f.multi)) {
       // LISTEN, temporary tables, advisory locks, LOAD, WITH HOLD cursors, set_config():
       // state that cannot be replayed elsewhere. The session stays on the primary.
@@ -626,16 +691,22 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
     } else if (f.kind == Kind::kExecute) {
       auto it = sql_prepared_.find(f.object_name);
       const bool read = it != sql_prepared_.end() && it->second == Target::kAny;
-      node = read && !forcePrimaryForReads() ? readNode() : co_await primaryOrWait();
-      if (!read) wrote_session_ = true;
+      node = read && !forcePrimaryForReads() ? co_await readNodeCausal() : co_await primaryOrWait();
+      if (!read) {
+        wrote_session_ = true;
+        causal_pending_ = true;
+      }
     } else if (f.kind == Kind::kFetch || f.kind == Kind::kClose) {
       auto it = cursor_node_.find(f.object_name);
       node = it != cursor_node_.end() ? it->second : (active_ ? active_->node : -1);
     } else if (write || forcePrimaryForReads()) {
-      if (write && f.kind != Kind::kCommit && f.kind != Kind::kRollback) wrote_session_ = true;
+      if (write && f.kind != Kind::kCommit && f.kind != Kind::kRollback) {
+        wrote_session_ = true;
+        causal_pending_ = true;
+      }
       node = co_await primaryOrWait();
     } else {
-      node = readNode();
+      node = co_await readNodeCausal();
     }
     if (f.kind == Kind::kDeclareCursor && node >= 0) cursor_node_[f.object_name] = node;
     if (node < 0) co_return co_await cannotRoute(write ? "no primary node" : "no node is up");
@@ -710,7 +781,8 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
       if (tx_joinable_) tx_log_.emplace_back(sql);
       co_return co_await sendTo(node, false);
     }
-    node = (tx_primary_only_ || forcePrimaryInTx(f)) ? co_await primaryOrWait() : readNode();
+    node = (tx_primary_only_ || forcePrimaryInTx(f)) ? co_await primaryOrWait()
+                                                     : co_await readNodeCausal();
     if (node < 0) co_return co_await cannotRoute("no node is up");
     Routed r = co_await sendTo(node, true);
     tx_log_.emplace_back(sql);
@@ -718,6 +790,7 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
   }
   if (tx_status_ == 'E' || !tx_joinable_) {
     // A failed block only accepts ROLLBACK where it is; an untracked block stays put.
+    if (write) tx_wrote_ = true;
     node = active_ ? active_->node : -1;
     if (node < 0) co_return co_await cannotRoute("the transaction's node is gone");
     co_return co_await sendTo(node, false);
@@ -749,7 +822,7 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
   } else if (has_node && tx_home_ >= 0 && findBackend(tx_home_) && findBackend(tx_home_)->in_tx) {
     node = tx_home_;
   } else {
-    node = readNode();
+    node = co_await readNodeCausal();
   }
   if (f.kind == Kind::kDeclareCursor && node >= 0) cursor_node_[f.object_name] = node;
   if (node < 0) co_return co_await cannotRoute(write ? "no primary node" : "no node is up");

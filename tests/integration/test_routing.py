@@ -265,3 +265,71 @@ def run_pgbench_init(cluster):
                        env=procs.clean_env(), stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     cluster.wait_replay()
+
+
+def test_lagging_standby_leaves_rotation_and_comes_back(cluster):
+    """delay_threshold: a standby with replay paused (pg_wal_replay_pause) gets no reads
+    once the monitor sees it lag, and gets reads again after it caught up."""
+    p = make(cluster, statement_level_load_balance="on", delay_threshold="1000000")
+    lagging = cluster.standbys[1]  # node 2
+    healthy = cluster.standbys[0]
+    try:
+        conn = p.connect()
+        conn.autocommit = True
+        cur = conn.cursor()
+        assert {where(cur)[0] for _ in range(40)} == {healthy.port, lagging.port}
+        lagging.psql("SELECT pg_wal_replay_pause()")
+        cluster.primary.psql("INSERT INTO rt (v) SELECT generate_series(1, 100000)")
+        deadline = time.monotonic() + 20
+        while int(pool_nodes(p)[2]["replication_delay"]) <= 1000000:
+            assert time.monotonic() < deadline, pool_nodes(p)
+            time.sleep(0.2)
+        assert {where(cur) for _ in range(40)} == {(healthy.port, True)}
+        lagging.psql("SELECT pg_wal_replay_resume()")
+        deadline = time.monotonic() + 20
+        while int(pool_nodes(p)[2]["replication_delay"]) > 1000000:
+            assert time.monotonic() < deadline, pool_nodes(p)
+            time.sleep(0.2)
+        assert lagging.port in {where(cur)[0] for _ in range(40)}
+        conn.close()
+    finally:
+        lagging.psql("SELECT pg_wal_replay_resume()", check=False)
+        p.stop()
+
+
+def test_causal_reads_never_stale(cluster):
+    """Write-then-read loop with a standby whose replay is paused: a plain session reads
+    stale values, a causal_reads session never does (10,000 iterations)."""
+    cluster.primary.psql("CREATE TABLE IF NOT EXISTS causal (id int PRIMARY KEY, v int); "
+                         "INSERT INTO causal VALUES (1, 0) ON CONFLICT DO NOTHING")
+    cluster.wait_replay()
+    lagging = cluster.standbys[1]
+    plain = make(cluster, statement_level_load_balance="on")
+    causal = make(cluster, statement_level_load_balance="on", causal_reads="on")
+
+    def loop(p, n):
+        conn = p.connect()
+        conn.autocommit = True
+        cur = conn.cursor()
+        stale = 0
+        places = set()
+        for i in range(1, n + 1):
+            cur.execute("UPDATE causal SET v = %s WHERE id = 1", (i,))
+            cur.execute("SELECT v, inet_server_port() FROM causal WHERE id = 1")
+            v, port = cur.fetchone()
+            places.add(port)
+            stale += v != i
+        conn.close()
+        return stale, places
+
+    try:
+        lagging.psql("SELECT pg_wal_replay_pause()")
+        stale, _ = loop(plain, 200)
+        assert stale > 0
+        stale, places = loop(causal, 10000)
+        assert stale == 0
+        assert cluster.primary.port in places  # the paused standby was avoided
+    finally:
+        lagging.psql("SELECT pg_wal_replay_resume()", check=False)
+        plain.stop()
+        causal.stop()
