@@ -280,9 +280,14 @@ def test_lagging_standby_leaves_rotation_and_comes_back(cluster):
         assert {where(cur)[0] for _ in range(40)} == {healthy.port, lagging.port}
         lagging.psql("SELECT pg_wal_replay_pause()")
         cluster.primary.psql("INSERT INTO rt (v) SELECT generate_series(1, 100000)")
+        cluster.wait_replay(nodes=[healthy])
         deadline = time.monotonic() + 20
-        while int(pool_nodes(p)[2]["replication_delay"]) <= 1000000:
-            assert time.monotonic() < deadline, pool_nodes(p)
+        while True:  # the monitor sees node 2 lag and node 1 (streaming) caught up
+            nodes = pool_nodes(p)
+            if (int(nodes[2]["replication_delay"]) > 1000000
+                    and int(nodes[1]["replication_delay"]) <= 1000000):
+                break
+            assert time.monotonic() < deadline, nodes
             time.sleep(0.2)
         assert {where(cur) for _ in range(40)} == {(healthy.port, True)}
         lagging.psql("SELECT pg_wal_replay_resume()")
