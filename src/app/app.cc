@@ -13,7 +13,7 @@
 #include "admin/show.h"
 #include "app/app_control.h"
 #include "app/pid_file.h"
-#include "cluster/monitor.h"
+#include "cluster/failover.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "http/endpoint.h"
@@ -68,7 +68,7 @@ struct Runtime {
   cluster::ClusterState cluster;
   session::Shared shared;
   std::vector<std::unique_ptr<session::Worker>> workers;
-  std::unique_ptr<cluster::Monitor> monitor;
+  std::unique_ptr<cluster::FailoverController> failover;
   std::unique_ptr<AppControl> control_impl;
   std::unique_ptr<http::Endpoint> http;  // null when http_port = 0
   bool stopping = false;
@@ -159,7 +159,7 @@ cluster::CommandResult reloadConfig(Runtime& rt, const std::string& requested_by
   log::Level level = log::Level::kWarning;
   if (log::parseLevel(next->log_min_messages, &level)) log::setLevel(level);
   for (auto& w : rt.workers) w->applyConfig(next);
-  rt.monitor->setConfig(next, files->passwords);
+  rt.failover->setConfig(next, files->passwords);
   applyBackends(rt, *next);
 
   std::string msg = fmt::format("configuration reloaded from {}: ", rt.config_path);
@@ -179,7 +179,7 @@ size_t liveSessions(const Runtime& rt) {
 
 void finalStop(Runtime& rt) {
   for (auto& w : rt.workers) w->stop();
-  rt.monitor->stop();
+  rt.failover->stop();
   if (rt.http) rt.http->stop();
   rt.control.stop();
 }
@@ -289,7 +289,8 @@ int run(const Options& opts) {
 
   // Find the primary before accepting clients (bounded by the probe timeouts).
   rt.cluster.publish(cluster::initialTopology(*cfg));
-  rt.monitor = std::make_unique<cluster::Monitor>(rt.control, rt.cluster, cfg, files->passwords);
+  rt.failover =
+      std::make_unique<cluster::FailoverController>(rt.control, rt.cluster, cfg, files->passwords);
   rt.control_impl = std::make_unique<AppControl>(
       rt.control, rt.shared, rt.cluster,
       AppControl::Hooks{.reload = [&rt](const std::string& by) { return reloadConfig(rt, by); },
@@ -301,8 +302,13 @@ int run(const Options& opts) {
                                 asio::co_spawn(rt.control, smartStop(rt), asio::detached);
                               }
                             }});
+  rt.control_impl->setNodeControl(rt.failover.get());
   rt.shared.control = rt.control_impl.get();
-  asio::co_spawn(rt.control, rt.monitor->probeAll(), asio::detached);
+  rt.shared.report_backend_error = [&rt](int node) { rt.failover->reportBackendError(node); };
+  rt.failover->setNodeDownHook([&rt](int node) {
+    for (auto& w : rt.workers) w->closeNode(node);
+  });
+  asio::co_spawn(rt.control, rt.failover->start(), asio::detached);
   rt.control.run();
   rt.control.restart();
 
@@ -332,7 +338,7 @@ int run(const Options& opts) {
   signals.add(SIGHUP);
   handleSignals(rt, signals);
   ::signal(SIGPIPE, SIG_IGN);
-  asio::co_spawn(rt.control, rt.monitor->run(), asio::detached);
+  rt.failover->run();
   log::logf(Level::kLog, "pgpilot {} started: pid {}, port {}, {} worker threads, {} nodes",
             admin::kVersion, ::getpid(), cfg->port, nworkers, cfg->backends.size());
   if (cfg->admin_port > 0) {

@@ -85,6 +85,21 @@ struct Config {
   std::string health_check_database = "postgres";
   std::chrono::milliseconds health_check_period{0};
   std::chrono::milliseconds health_check_timeout{20000};
+  // ---- failure detection and failover ----
+  int health_check_max_retries = 0;
+  std::chrono::milliseconds health_check_retry_delay{1000};
+  std::string failover_command;        // '' = built-in pg_promote()
+  std::string follow_primary_command;  // '' = built-in primary_conninfo update
+  std::chrono::milliseconds failover_command_timeout{60000};  // ours
+  std::chrono::milliseconds search_primary_node_timeout{300000};
+  std::chrono::milliseconds follow_primary_timeout{30000};  // ours
+  bool failover_on_backend_error = true;
+  bool detach_false_primary = false;
+  bool auto_failback = false;
+  std::chrono::milliseconds auto_failback_interval{60000};
+  std::string failover_candidate_policy = "lsn";        // ours: lsn | sync_priority | node_order
+  std::string sync_replication_policy = "availability";  // ours: availability | durability
+  std::string status_file;                                // ours; '' = logdir/pgpilot_status
 
   // ---- logging ----
   std::string log_min_messages = "warning";  // error, warning, notice, info, debug1..debug5

@@ -217,6 +217,27 @@ std::string showBackendSslmode(const Config& c) {
   return "disable";
 }
 
+// A string key restricted to a fixed set of words (stored lower-case).
+template <std::string Config::*F, const auto& kChoices>
+Result setChoice(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  std::string s = lower(trim(v));
+  for (std::string_view choice : kChoices) {
+    if (s == choice) {
+      c.*F = std::move(s);
+      return {};
+    }
+  }
+  std::string list;
+  for (std::string_view choice : kChoices) {
+    if (!list.empty()) list += ", ";
+    list += choice;
+  }
+  return invalid(def.name, v, "available values: " + list);
+}
+constexpr std::array<std::string_view, 3> kCandidatePolicies = {"lsn", "sync_priority",
+                                                                "node_order"};
+constexpr std::array<std::string_view, 2> kSyncPolicies = {"availability", "durability"};
+
 constexpr std::array<std::string_view, 13> kLogLevels = {
     "debug5", "debug4",  "debug3", "debug2", "debug1", "debug", "info",
     "notice", "warning", "error",  "log",    "fatal",  "panic"};
@@ -315,6 +336,8 @@ constexpr std::span<const std::string_view> kNoChoices{};
 #define PG_BOOL(field) &setBool<&Config::field>, &showBool<&Config::field>, kNoChoices
 #define PG_INT(field) &setInt<&Config::field>, &showInt<&Config::field>, kNoChoices
 #define PG_DUR(field) &setDuration<&Config::field>, &showDuration<&Config::field>, kNoChoices
+#define PG_CHOICE(field, choices) \
+  &setChoice<&Config::field, choices>, &showString<&Config::field>, choices
 
 using enum KeyType;
 constexpr bool kRestart = true;
@@ -416,6 +439,50 @@ const std::array kKeys = std::to_array<KeyDef>({
     {"health_check_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
      "A health check taking longer than this fails; 0 means no timeout.",
      PG_DUR(health_check_timeout)},
+    // ---- failure detection and failover (cluster/failover.h) ----
+    {"health_check_max_retries", kInt, kNo, 0, 1000, kReload, kPlain,
+     "Failed health checks retried this many times before the node is declared down.",
+     PG_INT(health_check_max_retries)},
+    {"health_check_retry_delay", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Pause between health-check retries.", PG_DUR(health_check_retry_delay)},
+    {"failover_command", kString, kNo, 0, 0, kReload, kPlain,
+     "Command that promotes the new primary (pgpool placeholders); '' = built-in pg_promote().",
+     PG_STR(failover_command)},
+    {"follow_primary_command", kString, kNo, 0, 0, kReload, kPlain,
+     "Command run per remaining standby after a failover; '' = built-in primary_conninfo "
+     "update.",
+     PG_STR(follow_primary_command)},
+    {"failover_command_timeout", kDuration, kS, 1, kIntMax, kReload, kPlain,
+     "failover_command and follow_primary_command are killed after this long.",
+     PG_DUR(failover_command_timeout)},
+    {"search_primary_node_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "After promoting, how long to wait for the candidate to leave recovery.",
+     PG_DUR(search_primary_node_timeout)},
+    {"follow_primary_timeout", kDuration, kS, 1, kIntMax, kReload, kPlain,
+     "How long a repointed standby has to stream from the new primary before it is detached.",
+     PG_DUR(follow_primary_timeout)},
+    {"failover_on_backend_error", kBool, kNo, 0, 0, kReload, kPlain,
+     "An I/O error on a query connection triggers an immediate confirming health check.",
+     PG_BOOL(failover_on_backend_error)},
+    {"detach_false_primary", kBool, kNo, 0, 0, kReload, kPlain,
+     "Detach a node that claims to be a primary while another node is the primary.",
+     PG_BOOL(detach_false_primary)},
+    {"auto_failback", kBool, kNo, 0, 0, kReload, kPlain,
+     "Re-attach a detached standby once it streams from the current primary again.",
+     PG_BOOL(auto_failback)},
+    {"auto_failback_interval", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Minimum time between two automatic failbacks of the same node.",
+     PG_DUR(auto_failback_interval)},
+    {"failover_candidate_policy", kEnum, kNo, 0, 0, kReload, kPlain,
+     "Which standby is promoted: lsn (most advanced), sync_priority, node_order.",
+     PG_CHOICE(failover_candidate_policy, kCandidatePolicies)},
+    {"sync_replication_policy", kEnum, kNo, 0, 0, kReload, kPlain,
+     "When the last synchronous standby is lost: availability (switch the primary to async) "
+     "or durability (keep waiting).",
+     PG_CHOICE(sync_replication_policy, kSyncPolicies)},
+    {"status_file", kPath, kNo, 0, 0, kRestart, kPlain,
+     "Node status file kept across restarts; '' = pgpilot_status in logdir.",
+     PG_PATH(status_file)},
     // ---- logging ----
     {"log_min_messages", kEnum, kNo, 0, 0, kReload, kPlain,
      "Minimum level written to the log (debug5..debug1, info, notice, warning, error, log, "
@@ -515,6 +582,7 @@ const std::array kKeys = std::to_array<KeyDef>({
 #undef PG_BOOL
 #undef PG_INT
 #undef PG_DUR
+#undef PG_CHOICE
 
 // ---- backend keys ----
 
@@ -681,19 +749,10 @@ constexpr auto kUnimplemented = std::to_array<std::string_view>({
     "delay_threshold_by_time",
     "relcache_query_target",
     // health check and failover
-    "health_check_max_retries",
-    "health_check_retry_delay",
     "health_check_test",
-    "failover_command",
     "failback_command",
-    "follow_primary_command",
-    "failover_on_backend_error",
     "fail_over_on_backend_error",
     "failover_on_backend_shutdown",
-    "search_primary_node_timeout",
-    "detach_false_primary",
-    "auto_failback",
-    "auto_failback_interval",
     // online recovery
     "recovery_user",
     "recovery_password",

@@ -58,9 +58,11 @@ std::string MessageReader::takeBuffered() {
 namespace {
 
 ServerError ioError(const config::BackendConfig& b, std::string_view what, std::error_code ec) {
-  return makeError(
+  auto e = makeError(
       "08006", fmt::format("{} node {} ({}:{}): {}", what, b.id, b.hostname, b.port, ec.message()),
       true);
+  e.timed_out = ec == asio::error::timed_out;
+  return e;
 }
 
 ServerError serverError(std::string_view body) {
@@ -248,9 +250,11 @@ net::Task<std::expected<ServerConn::Result, ServerError>> ServerConn::query(
   for (;;) {
     auto [ec, frame] = co_await reader.next(stream_);
     if (ec) {
-      co_return std::unexpected(makeError(
+      auto e = makeError(
           "08006", deadline.expired() ? "query timed out" : "lost connection: " + ec.message(),
-          true));
+          true);
+      e.timed_out = deadline.expired();
+      co_return std::unexpected(std::move(e));
     }
     switch (frame.type) {
       case be::kRowDescription: {

@@ -32,6 +32,7 @@ struct ServerError {
   protocol::ErrorFields fields;    // severity, SQLSTATE, message (from the server or ours)
   bool from_server = false;        // the server said it (e.g. database does not exist)
   bool connection_failed = false;  // I/O failure or timeout: the node may be down
+  bool timed_out = false;          // no answer in time: the node may only be slow
   std::string str() const;
 };
 ServerError makeError(std::string_view sqlstate, std::string message,

@@ -401,6 +401,20 @@ net::Task<bool> ClientSession::attachServer() {
     co_return false;
   }
   Backend* b = co_await backendFor(node);
+  // A primary that refuses the connection has been reported to the failover controller
+  // (backendFor): wait for it to be confirmed or replaced instead of failing the client,
+  // bounded by failover_hold_timeout.
+  const auto hold_until = pool::Clock::now() + shared_.primary_wait;
+  while (!b && last_error_.connection_failed && !last_error_.from_server &&
+         pool::Clock::now() < hold_until && !aborted_) {
+    asio::steady_timer t(worker_.context());
+    t.expires_after(std::chrono::milliseconds(100));
+    co_await t.async_wait(net::kUseAwaitable);
+    node = co_await primaryOrWait();
+    if (node < 0) break;
+    b = co_await backendFor(node);
+  }
+  if (aborted_) co_return false;
   if (!b) {
     std::string out;
     protocol::ErrorFields f = last_error_.fields;

@@ -203,6 +203,10 @@ net::Task<ClientSession::Backend*> ClientSession::backendFor(int node) {
       if (last_error_.connection_failed) {
         log::logf(Level::kWarning, logContext(), "cannot get a server connection to node {}: {}",
                   node, last_error_.str());
+        // failover_on_backend_error: the controller checks the node now.
+        if (!last_error_.from_server && shared_.report_backend_error) {
+          shared_.report_backend_error(node);
+        }
       }
       co_return nullptr;
     }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct Shared {
   std::shared_ptr<asio::ssl::context> server_tls;
   cluster::ClusterState* cluster = nullptr;
   cluster::Control* control = nullptr;  // operator commands (null in unit tests)
+  // A query-path connection to a node failed: the failover controller checks it at once.
+  std::function<void(int node)> report_backend_error;
   pool::PoolLimits limits;
   std::vector<Worker*> workers;  // fixed before workers start
   std::atomic<int> client_count{0};
