@@ -150,6 +150,7 @@ void FailoverController::setStatus(int id, NodeStatus status, std::string_view w
       x.last_status_change = std::chrono::system_clock::now();
     }
   });
+  if (status != NodeStatus::kUp && node_down_hook_) node_down_hook_(id);
   state_.events().add(
       status == NodeStatus::kUp ? "attach" : "detach", id,
       fmt::format("node {} {}: {}", id, status == NodeStatus::kUp ? "attached" : "detached", why),
@@ -496,6 +497,7 @@ net::Task<void> FailoverController::failover(int failed, std::string reason,
       }
     }
   });
+  if (failed >= 0 && node_down_hook_) node_down_hook_(failed);
   state_.events().add("failover", failed,
                       failed >= 0 ? fmt::format("primary node {} lost ({}): starting failover; "
                                                 "no primary, writes are held",

@@ -64,6 +64,8 @@ class FailoverController : public Control {
   // credentials, failover settings; new backends get a health-check loop.
   void setConfig(std::shared_ptr<const config::Config> cfg,
                  std::shared_ptr<const auth::PasswordFile> passwords);
+  // Called (control thread) when a node is detached, so workers drop connections to it.
+  void setNodeDownHook(std::function<void(int)> hook) { node_down_hook_ = std::move(hook); }
 
  private:
   struct NodeRuntime;
@@ -123,6 +125,7 @@ class FailoverController : public Control {
   std::map<int, std::unique_ptr<NodeRuntime>> runtime_;
   std::map<int, NodeStatus> saved_status_;  // from the status file
   std::function<void(bool)> hold_hook_;
+  std::function<void(int)> node_down_hook_;
   bool stopped_ = false;
   bool started_loops_ = false;
   int saved_primary_ = -1;

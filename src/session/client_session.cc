@@ -95,6 +95,10 @@ void ClientSession::abort() {
   for (auto& b : backends_) b->conn->stream().close();
 }
 
+void ClientSession::dropNode(int node) {
+  if (server_ && server_->node() == node) server_->stream().close();
+}
+
 net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
   ClientSession& s = *self;
   const int max_clients = s.cfg_->max_client_connections;

@@ -51,6 +51,9 @@ class ClientSession {
   void abort();
   // A row of SHOW pool_sessions (worker thread; see admin_session.cc).
   admin::SessionRow info() const;
+  // `node` was detached: a server connection to it is closed at once (the client gets an
+  // error if it was waiting on it; its transaction's outcome is unknown, as on PostgreSQL).
+  void dropNode(int node);
 
  private:
   struct StartupInfo {

@@ -164,6 +164,13 @@ void Worker::closeSessions() {
   });
 }
 
+void Worker::closeNode(int node) {
+  asio::post(ctx_, [this, node] {
+    pool_->closeNode(node);
+    for (auto& [pid, s] : sessions_) s->dropNode(node);
+  });
+}
+
 void Worker::stop() {
   asio::post(ctx_, [this] {
     reap_timer_.cancel();

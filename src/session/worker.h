@@ -37,6 +37,8 @@ class Worker {
   void stopAccepting();
   // Ends every client session now (fast shutdown).
   void closeSessions();
+  // A node was detached: close pooled and in-use connections to it (thread-safe: posts).
+  void closeNode(int node);
   void stop();
   void join();
 

@@ -4,6 +4,7 @@ that records every acknowledged write, and views of pgpilot's cluster state.
 Every wait is bounded; every figure a test measures can be printed (pytest -s) and is
 appended to $PGPILOT_FAULT_REPORT (JSON lines) when set, for the closing notes."""
 
+import itertools
 import json
 import os
 import re
@@ -61,7 +62,15 @@ def pool_nodes(p):
 
 
 def primary_of(p):
-    for i, n in pool_nodes(p).items():
+    """The primary's node id, or None. (Until sessions attach servers lazily, SHOW on the
+    normal port needs a primary; "no primary node is available" means None.)"""
+    try:
+        nodes = pool_nodes(p)
+    except psycopg2.OperationalError as e:
+        if "no primary node is available" in str(e):
+            return None
+        raise
+    for i, n in nodes.items():
         if n["role"] == "primary" and n["status"] == "up":
             return i
     return None
@@ -104,6 +113,8 @@ class Writer:
     records what was acknowledged, what failed (time, SQLSTATE) and when. A failed
     statement drops the connection; the next one reconnects (as applications do)."""
 
+    _ids = itertools.count(1)  # unique across writers of one process
+
     def __init__(self, p, interval=0.01, timeout=60):
         self.p = p
         self.interval = interval
@@ -112,7 +123,6 @@ class Writer:
         self._stop = threading.Event()
         self._deadline = time.monotonic() + timeout
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._next = 1
 
     def __enter__(self):
         self._thread.start()
@@ -129,8 +139,7 @@ class Writer:
     def _run(self):
         conn = None
         while not self._stop.is_set() and time.monotonic() < self._deadline:
-            i = self._next
-            self._next += 1
+            i = next(Writer._ids)
             try:
                 if conn is None:
                     conn = self.p.connect(connect_timeout=5)
@@ -166,7 +175,9 @@ class Writer:
         return window, [f for f in self.failures if f[0] > t0]
 
     def max_gap(self, t0=0.0):
-        times = [t for _, t in self.acked if t > t0]
+        """Longest pause between acknowledgements from the last one before t0 on."""
+        before = [t for _, t in self.acked if t <= t0]
+        times = before[-1:] + [t for _, t in self.acked if t > t0]
         return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
