@@ -25,7 +25,10 @@ from harness.pgpilot import FREE_PORT, Pgpilot  # noqa: E402
 # Settings on top of the harness defaults (listen address, port, backends, log/pid files).
 DEMO_CONF = {
     "log_min_messages": "info",
-    "health_check_period": 5,
+    # Failure detection: a dead primary is failed over within about 2 s.
+    "health_check_period": 1,
+    "health_check_timeout": 3,
+    "sr_check_period": 1,
     # Admin console (psql or pgpilotctl): user "admin", password "admin" (demo only).
     "admin_port": FREE_PORT,
     "admin_users": "admin",
@@ -75,7 +78,8 @@ def banner(cluster, proxy):
 
   pgpilot: pid {proxy.pid}, config {proxy.conf_path}
            log {proxy.log_path} (tail -f it to watch)
-  pgpilot 0.1 sends every statement to the primary; automatic failover is not in yet.
+  Try a failover: kill -9 the primary ({b}kill -9 {cluster.primary.pid()}{r}), then
+  SHOW pool_nodes: a standby is promoted, the other follows it, writes carry on.
 """, flush=True)
 
 

@@ -97,9 +97,9 @@ struct Config {
   bool detach_false_primary = false;
   bool auto_failback = false;
   std::chrono::milliseconds auto_failback_interval{60000};
-  std::string failover_candidate_policy = "lsn";        // ours: lsn | sync_priority | node_order
+  std::string failover_candidate_policy = "lsn";         // ours: lsn | sync_priority | node_order
   std::string sync_replication_policy = "availability";  // ours: availability | durability
-  std::string status_file;                                // ours; '' = logdir/pgpilot_status
+  std::string status_file;                               // ours; '' = logdir/pgpilot_status
 
   // ---- logging ----
   std::string log_min_messages = "warning";  // error, warning, notice, info, debug1..debug5

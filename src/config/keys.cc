@@ -481,8 +481,7 @@ const std::array kKeys = std::to_array<KeyDef>({
      "or durability (keep waiting).",
      PG_CHOICE(sync_replication_policy, kSyncPolicies)},
     {"status_file", kPath, kNo, 0, 0, kRestart, kPlain,
-     "Node status file kept across restarts; '' = pgpilot_status in logdir.",
-     PG_PATH(status_file)},
+     "Node status file kept across restarts; '' = pgpilot_status in logdir.", PG_PATH(status_file)},
     // ---- logging ----
     {"log_min_messages", kEnum, kNo, 0, 0, kReload, kPlain,
      "Minimum level written to the log (debug5..debug1, info, notice, warning, error, log, "

@@ -420,8 +420,8 @@ TEST(Config, ListenBacklogMultiplierIsIgnoredWithNotice) {
 
 TEST(Config, UnimplementedPgpoolKeysWarnOncePerKey) {
   auto r = load(
-      "replicate_select = on\nfailover_command = '/bin/failover.sh %d'\n"
-      "health_check_max_retries = 3\nreplicate_select = off\nhealth_check_period1 = 5\n"
+      "replicate_select = on\nfailback_command = '/bin/failback.sh %d'\n"
+      "health_check_test = on\nreplicate_select = off\nhealth_check_period1 = 5\n"
       "wd_port0 = 9000\nhostname0 = 'pgpool0'\nUSE_WATCHDOG = on\n");
   ASSERT_TRUE(r.has_value()) << r.error().str();
   ASSERT_EQ(r->warnings.size(), 7u);
@@ -429,11 +429,11 @@ TEST(Config, UnimplementedPgpoolKeysWarnOncePerKey) {
             "test.conf:2: pgpool-II setting \"replicate_select\" is not implemented by pgpilot "
             "yet and is ignored");
   EXPECT_EQ(r->warnings[1],
-            "test.conf:3: pgpool-II setting \"failover_command\" is not implemented by pgpilot "
+            "test.conf:3: pgpool-II setting \"failback_command\" is not implemented by pgpilot "
             "yet and is ignored");
   EXPECT_TRUE(containsSubstring(r->warnings,
                                 "test.conf:4: pgpool-II setting "
-                                "\"health_check_max_retries\""));
+                                "\"health_check_test\""));
   EXPECT_TRUE(containsSubstring(r->warnings,
                                 "test.conf:6: pgpool-II setting "
                                 "\"health_check_period1\""));
