@@ -254,7 +254,7 @@ def test_log_file_has_levels_and_session_node_ids(make_pgpilot, lcluster):
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line), line
     assert re.search(r"LOG: .*connection received", text), text
     assert re.search(r"WARNING: enable_pool_hba is off", text), text
-    assert re.search(r"LOG: \[n:0\] primary node is node 0", text), text
+    assert re.search(r"LOG: \[n:0\] primary: primary node is node 0", text), text
     assert m is not None
     # Nothing of this went to stderr instead.
     assert "marker-7781" not in p.log_text("stderr")
