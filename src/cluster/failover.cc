@@ -509,6 +509,23 @@ net::Task<void> FailoverController::failover(int failed, std::string reason,
     failover_running_ = false;
     co_return;
   }
+  // Built-in follow: repoint the other standbys to the candidate before promoting it, so
+  // none keeps receiving WAL from an old primary that wakes up (a hung one resumed) and
+  // diverges; they cascade from the candidate and cross to its new timeline. A
+  // follow_primary_command runs after the promotion, as in pgpool-II.
+  std::map<int, std::string> repoint_error;
+  {
+    const auto snapshot = topo();  // keeps the nodes alive while publishing
+    for (const auto& n : snapshot->nodes) {
+      if (n.backend.id == chosen || n.status != NodeStatus::kUp) continue;
+      // (No co_await inside ?: — GCC 12 miscompiles it.)
+      std::string error;
+      if (cfg_->follow_primary_command.empty()) {
+        error = co_await repointStandby(n.backend.id, chosen);
+      }
+      repoint_error[n.backend.id] = std::move(error);
+    }
+  }
   bool ok = runtime_[chosen]->last.role == Role::kPrimary;  // already promoted (by hand)
   if (!ok) ok = co_await promote(chosen, failed);
   if (ok) ok = co_await waitForPrimary(chosen, cfg_->search_primary_node_timeout);
@@ -531,12 +548,12 @@ net::Task<void> FailoverController::failover(int failed, std::string reason,
                       fmt::format("failover done: new primary node {} (was node {}), {} ms", chosen,
                                   old_primary, took.count()));
   co_await configureSyncOnNewPrimary(chosen);
-  const auto snapshot = topo();  // keeps the nodes alive while publishing
-  for (const auto& n : snapshot->nodes) {
-    if (n.backend.id == chosen || n.status != NodeStatus::kUp) continue;
-    co_await followNewPrimary(n.backend.id, chosen, old_primary);
+  failover_running_ = false;  // from here on, health checks may act again
+  for (const auto& [id, error] : repoint_error) {
+    const NodeState* n = node(id);
+    if (!n || n->status != NodeStatus::kUp || topo()->primary != chosen) continue;
+    co_await followNewPrimary(id, chosen, old_primary, error);
   }
-  failover_running_ = false;
 }
 
 net::Task<int> FailoverController::pickCandidate(int failed, std::optional<int> forced,
@@ -634,33 +651,37 @@ net::Task<bool> FailoverController::waitForPrimary(int candidate, milliseconds t
   co_return false;
 }
 
-net::Task<void> FailoverController::followNewPrimary(int standby, int primary, int old_primary) {
+net::Task<std::string> FailoverController::repointStandby(int standby, int primary) {
   const NodeState* p = node(primary);
-  if (!p) co_return;
+  if (!p) co_return "the new primary is gone";
   const config::BackendConfig pb = p->backend;
-  std::string how;
-  if (!cfg_->follow_primary_command.empty()) {
+  const std::vector<std::string> show = {"SHOW primary_conninfo"};
+  auto ci = co_await runOnNode(ctx_.get_executor(), target(standby), show, probeTimeout());
+  if (!ci || ci->rows.empty() || !ci->rows[0][0]) {
+    co_return "could not read primary_conninfo: " +
+        (ci ? std::string("no value") : ci.error().str());
+  }
+  auto next = repointConninfo(*ci->rows[0][0], pb.hostname, pb.port);
+  if (!next) co_return "could not parse primary_conninfo: " + next.error();
+  const std::vector<std::string> sql = {
+      "ALTER SYSTEM SET primary_conninfo = " + quoteLiteral(*next), "SELECT pg_reload_conf()"};
+  auto set = co_await runOnNode(ctx_.get_executor(), target(standby), sql, probeTimeout());
+  if (!set) co_return "could not set primary_conninfo: " + set.error().str();
+  co_return std::string();
+}
+
+net::Task<void> FailoverController::followNewPrimary(int standby, int primary, int old_primary,
+                                                     std::string how) {
+  if (how.empty() && !cfg_->follow_primary_command.empty()) {
     const std::string cmd = expandPlaceholders(cfg_->follow_primary_command,
                                                placeholders(standby, primary, old_primary));
     const int rc = co_await runCommand(cmd, cfg_->failover_command_timeout);
     how = rc == 0 ? "" : fmt::format("follow_primary_command failed (exit {}): {}", rc, cmd);
-  } else {
-    const std::vector<std::string> show = {"SHOW primary_conninfo"};
-    auto ci = co_await runOnNode(ctx_.get_executor(), target(standby), show, probeTimeout());
-    if (!ci || ci->rows.empty() || !ci->rows[0][0]) {
-      how = "could not read primary_conninfo: " + (ci ? std::string("no value") : ci.error().str());
-    } else if (auto next = repointConninfo(*ci->rows[0][0], pb.hostname, pb.port); !next) {
-      how = "could not parse primary_conninfo: " + next.error();
-    } else {
-      const std::vector<std::string> sql = {
-          "ALTER SYSTEM SET primary_conninfo = " + quoteLiteral(*next), "SELECT pg_reload_conf()"};
-      auto set = co_await runOnNode(ctx_.get_executor(), target(standby), sql, probeTimeout());
-      if (!set) how = "could not set primary_conninfo: " + set.error().str();
-    }
   }
   if (how.empty() && co_await waitStreamingFrom(standby, primary, cfg_->follow_primary_timeout)) {
     state_.events().add("follow", standby,
                         fmt::format("node {} follows the new primary node {}", standby, primary));
+    co_await manageSyncReplication();
     co_return;
   }
   if (how.empty()) {
@@ -722,20 +743,24 @@ net::Task<void> FailoverController::configureSyncOnNewPrimary(int primary) {
   }
   const SyncNames original = names;
   std::string value;
-  if (!remaining.empty()) {
-    names.names = remaining;
-    value = formatSyncNames(names);
-    saved_sync_names_.clear();
-  } else if (cfg_->sync_replication_policy == "availability") {
-    saved_sync_names_ = formatSyncNames(original);  // restored when a standby streams
+  if (!remaining.empty()) names.names = remaining;
+  if (cfg_->sync_replication_policy == "availability") {
+    // Asynchronous until enough of the followers stream from the new primary (then
+    // manageSyncReplication restores it): a standby that cannot follow must not stall
+    // every commit until it is detached.
+    saved_sync_names_ = formatSyncNames(names);
   } else {
-    value = formatSyncNames(original);  // durability: commits wait for a standby
+    value = formatSyncNames(names);  // durability: commits wait for the standbys
   }
   if (co_await setSyncNames(primary, value)) {
     last_sync_names_ = value;
     state_.events().add(
         "sync_config", primary,
-        fmt::format("new primary node {}: synchronous_standby_names = '{}'", primary, value));
+        value.empty() && !saved_sync_names_.empty()
+            ? fmt::format("new primary node {}: asynchronous until its standbys stream, then "
+                          "synchronous_standby_names = '{}'",
+                          primary, saved_sync_names_)
+            : fmt::format("new primary node {}: synchronous_standby_names = '{}'", primary, value));
   }
   saveStatusFile();
 }

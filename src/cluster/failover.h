@@ -93,7 +93,8 @@ class FailoverController : public Control {
   net::Task<int> pickCandidate(int failed, std::optional<int> forced, bool force);
   net::Task<bool> promote(int candidate, int failed);
   net::Task<bool> waitForPrimary(int candidate, std::chrono::milliseconds timeout);
-  net::Task<void> followNewPrimary(int standby, int primary, int old_primary);
+  net::Task<std::string> repointStandby(int standby, int primary);  // '' or the error
+  net::Task<void> followNewPrimary(int standby, int primary, int old_primary, std::string how);
   net::Task<bool> waitStreamingFrom(int standby, int primary, std::chrono::milliseconds timeout);
   net::Task<void> configureSyncOnNewPrimary(int primary);
   net::Task<void> manageSyncReplication();
