@@ -96,7 +96,9 @@ void ClientSession::abort() {
 }
 
 void ClientSession::dropNode(int node) {
-  if (server_ && server_->node() == node) server_->stream().close();
+  // Closing the socket is enough: the session notices at its next use of that backend
+  // (an idle one is replaced transparently, a busy one ends with an error).
+  if (Backend* b = findBackend(node); b && b->conn) b->conn->stream().close();
 }
 
 net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
