@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "common/sql_quote.h"
 
 namespace pgpilot::cluster {
 
@@ -664,7 +665,8 @@ net::Task<std::string> FailoverController::repointStandby(int standby, int prima
   auto next = repointConninfo(*ci->rows[0][0], pb.hostname, pb.port);
   if (!next) co_return "could not parse primary_conninfo: " + next.error();
   const std::vector<std::string> sql = {
-      "ALTER SYSTEM SET primary_conninfo = " + quoteLiteral(*next), "SELECT pg_reload_conf()"};
+      "ALTER SYSTEM SET primary_conninfo = " + common::quoteLiteral(*next),
+      "SELECT pg_reload_conf()"};
   auto set = co_await runOnNode(ctx_.get_executor(), target(standby), sql, probeTimeout());
   if (!set) co_return "could not set primary_conninfo: " + set.error().str();
   co_return std::string();
@@ -718,7 +720,7 @@ net::Task<bool> FailoverController::waitStreamingFrom(int standby, int primary,
 
 net::Task<bool> FailoverController::setSyncNames(int primary, const std::string& value) {
   const std::vector<std::string> sql = {
-      "ALTER SYSTEM SET synchronous_standby_names = " + quoteLiteral(value),
+      "ALTER SYSTEM SET synchronous_standby_names = " + common::quoteLiteral(value),
       "SELECT pg_reload_conf()"};
   auto res = co_await runOnNode(ctx_.get_executor(), target(primary), sql, probeTimeout());
   if (!res) {

@@ -76,16 +76,6 @@ std::string_view outcomeName(Outcome o) {
   return "unknown";
 }
 
-std::string quoteLiteral(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  out += '\'';
-  return out;
-}
-
 net::Task<ProbeResult> probeNode(asio::any_io_executor ex, const ProbeTarget& target,
                                  std::chrono::milliseconds timeout) {
   ProbeResult r;

@@ -73,8 +73,4 @@ net::Task<std::expected<pool::ServerConn::Result, pool::ServerError>> runOnNode(
     asio::any_io_executor ex, const ProbeTarget& target, const std::vector<std::string>& sql,
     std::chrono::milliseconds timeout);
 
-// SQL string literal: 'it''s' (standard_conforming_strings is on since PostgreSQL 9.1;
-// E'' is not used, so backslashes need no escaping).
-std::string quoteLiteral(std::string_view s);
-
 }  // namespace pgpilot::cluster

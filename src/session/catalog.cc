@@ -1,27 +1,9 @@
 #include "session/catalog.h"
 
+#include "common/sql_quote.h"
+
 namespace pgpilot::session {
 namespace {
-
-std::string literal(std::string_view v) {
-  std::string out = "'";
-  for (char c : v) {
-    if (c == '\'') out.push_back('\'');
-    out.push_back(c);
-  }
-  out.push_back('\'');
-  return out;
-}
-
-std::string ident(std::string_view v) {
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
 
 // "Schema.name" as the classifier reports it (parts already case-resolved) -> a text that
 // to_regclass() resolves to the same object: every part quoted.
@@ -30,7 +12,8 @@ std::string quotedName(std::string_view name) {
   size_t start = 0;
   for (;;) {
     size_t dot = name.find('.', start);
-    out += ident(name.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    out +=
+        common::quoteIdent(name.substr(start, dot == std::string_view::npos ? dot : dot - start));
     if (dot == std::string_view::npos) break;
     out += '.';
     start = dot + 1;
@@ -81,21 +64,22 @@ std::string CatalogCache::lookupQuery(const std::string& ctx,
     const std::string_view schema =
         dot == std::string::npos ? std::string_view() : std::string_view(f).substr(0, dot);
     // Volatile if any overload is; a function that does not exist counts as volatile.
-    add("SELECT 'f', " + literal(f) +
+    add("SELECT 'f', " + common::quoteLiteral(f) +
         ", (SELECT CASE WHEN bool_or(p.provolatile = 'v') OR count(*) = 0 THEN 'v' "
         "WHEN bool_or(p.provolatile = 's') THEN 's' ELSE 'i' END "
         "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
         "WHERE p.proname = " +
-        literal(fname) + (schema.empty() ? std::string() : " AND n.nspname = " + literal(schema)) +
+        common::quoteLiteral(fname) +
+        (schema.empty() ? std::string() : " AND n.nspname = " + common::quoteLiteral(schema)) +
         ")::text");
   }
   for (const std::string& r : relations) {
     if (persistence(ctx, r)) continue;
     // Not found (a CTE name, a table not created yet): 'n'.
-    add("SELECT 'r', " + literal(r) +
+    add("SELECT 'r', " + common::quoteLiteral(r) +
         ", coalesce((SELECT c.relpersistence FROM pg_catalog.pg_class c WHERE c.oid = "
         "pg_catalog.to_regclass(" +
-        literal(quotedName(r)) + ")), 'n')::text");
+        common::quoteLiteral(quotedName(r)) + ")), 'n')::text");
   }
   return sql;
 }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "common/sql_quote.h"
 #include "protocol/extended.h"
 #include "session/client_session.h"
 
@@ -20,27 +21,10 @@ using router::Target;
 namespace fe = protocol::fe;
 namespace be = protocol::be;
 
+using common::quoteIdent;
+using common::quoteLiteral;
+
 namespace {
-
-std::string quoteLiteral(std::string_view v) {
-  std::string out = "'";
-  for (char c : v) {
-    if (c == '\'') out.push_back('\'');
-    out.push_back(c);
-  }
-  out.push_back('\'');
-  return out;
-}
-
-std::string quoteIdent(std::string_view v) {
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
 
 uint32_t be32(std::string_view d, size_t at) {
   return (static_cast<uint32_t>(static_cast<unsigned char>(d[at])) << 24) |
