@@ -115,7 +115,14 @@ def test_metrics_match_show_pool_nodes(pilot, cluster):
                 cur.execute("SELECT 2")
         wait_for(lambda: pool_nodes(pilot)[1]["replication_state"] == "streaming")
         nodes = pool_nodes(pilot)
-        m = scrape(pilot)
+
+        # pool_nodes() just closed its own connection; pgpilot counts it out when that
+        # session has finished on its worker, which may be a moment after the close.
+        def settled():
+            scraped = scrape(pilot)
+            return scraped if scraped["pgpilot_client_sessions"] == [({}, 3.0)] else None
+
+        m = wait_for(settled, timeout=10)
     finally:
         for c in conns:
             c.close()
