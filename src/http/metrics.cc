@@ -236,6 +236,17 @@ void writePool(Writer& w, const MetricsInput& in) {
             [](const WorkerStats& s) { return s.pool.reset_failures; });
 }
 
+void writeErrors(Writer& w, const MetricsInput& in) {
+  std::map<std::string, uint64_t> total;
+  for (const auto& ws : in.workers) {
+    for (const auto& [cls, n] : ws.errors_by_class) total[cls] += n;
+  }
+  w.family("pgpilot_errors_total", "counter",
+           "ErrorResponses sent to clients by SQLSTATE class (first two characters), from the "
+           "servers or from pgpilot itself (absent until the first error of a class).");
+  for (const auto& [cls, n] : total) w.sample("pgpilot_errors_total", {{"class", cls}}, n);
+}
+
 void writeLatency(Writer& w, const MetricsInput& in) {
   common::LatencyHistogram::Snapshot all;
   for (const auto& ws : in.workers) all.add(ws.latency);
@@ -282,6 +293,7 @@ std::string renderMetrics(const MetricsInput& in) {
   writeHealth(w, in);
   writeFailover(w, in);
   writePool(w, in);
+  writeErrors(w, in);
   writeLatency(w, in);
   return out;
 }

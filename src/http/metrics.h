@@ -28,6 +28,8 @@ struct WorkerStats {
   size_t pool_waiting = 0;
   pool::PoolStats pool;
   common::LatencyHistogram::Snapshot latency;
+  // ErrorResponses sent to this worker's clients, by SQLSTATE class ("23", 17).
+  std::vector<std::pair<std::string, uint64_t>> errors_by_class;
   std::vector<admin::SessionRow> session_rows;  // only when asked for (/api/sessions)
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "protocol/codec.h"
 #include "session/client_session.h"
 #include "session/collect.h"
 
@@ -30,6 +31,19 @@ void adminParameters(std::string& out, const std::string& user, const std::strin
       {"application_name", app},
   };
   for (const auto& [k, v] : params) protocol::buildParameterStatus(out, k, v);
+}
+
+// Counts the ErrorResponses in an answer about to be written (pgpilot_errors_total).
+void countErrors(common::ErrorClassCounts& counts, std::string_view out) {
+  while (!out.empty()) {
+    const auto r = protocol::decodeFrame(out);
+    if (r.status != protocol::DecodeStatus::kOk) return;
+    if (r.frame.type == protocol::be::kErrorResponse) {
+      const auto f = protocol::parseErrorFields(r.frame.body);
+      counts.count(f ? std::string_view(f->code) : std::string_view());
+    }
+    out.remove_prefix(r.frame.total_size);
+  }
 }
 
 }  // namespace
@@ -94,6 +108,7 @@ net::Task<void> ClientSession::adminSession() {
       protocol::buildError(out, "ERROR", "0A000",
                            "the admin console supports the simple query protocol only");
     }
+    countErrors(worker_.errorClasses(), out);
     if (!out.empty() && co_await writeClient(out)) co_return;
   }
 }
@@ -103,6 +118,7 @@ net::Task<void> ClientSession::answerAdmin(std::string_view sql) {
   std::string out;
   co_await runAdminStatement(st, out);
   protocol::buildReadyForQuery(out, admin_ ? 'I' : tx_status_);
+  countErrors(worker_.errorClasses(), out);
   co_await writeClient(out);
 }
 

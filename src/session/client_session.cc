@@ -68,6 +68,7 @@ net::Task<void> ClientSession::sendError(std::string_view sqlstate, std::string_
   std::string out;
   protocol::buildError(out, "ERROR", sqlstate, message, detail);
   protocol::buildReadyForQuery(out, tx_status_);
+  worker_.errorClasses().count(sqlstate);
   log::logf(Level::kLog, logContext(), "statement refused: {} (SQLSTATE {})", message, sqlstate);
   co_await writeClient(out);
 }
@@ -76,6 +77,7 @@ net::Task<void> ClientSession::sendFatal(std::string_view sqlstate, std::string_
                                          std::string_view detail) {
   std::string out;
   protocol::buildError(out, "FATAL", sqlstate, message, detail);
+  worker_.errorClasses().count(sqlstate);
   log::logf(Level::kLog, logContext(), "closing client session: {} (SQLSTATE {})", message,
             sqlstate);
   co_await writeClient(out);
@@ -426,6 +428,7 @@ net::Task<bool> ClientSession::attachServer() {
     protocol::ErrorFields f = last_error_.fields;
     f.severity = "FATAL";
     protocol::buildError(out, f);
+    worker_.errorClasses().count(f.code);
     co_await writeClient(out);
     co_return false;
   }
@@ -740,10 +743,12 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
                     client_.close();
                   }
                   fwd = pos + step.size;
-                } else {
-                  sent_fatal = true;
+                  break;  // not forwarded: not counted
                 }
+                sent_fatal = true;
               }
+              // Forwarded to the client (pgpilot_errors_total).
+              if (!client_gone_) worker_.errorClasses().count(f->code);
             }
             break;
           case be::kCopyInResponse:

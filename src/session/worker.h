@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "admin/show.h"
+#include "common/error_classes.h"
 #include "common/histogram.h"
 #include "pool/pool.h"
 #include "router/cache.h"
@@ -49,6 +50,9 @@ class Worker {
   size_t sessionCount() const { return session_count_.load(std::memory_order_relaxed); }
   // Statement latency through this worker (bumped by its sessions; read by /metrics).
   common::LatencyHistogram& latency() { return latency_; }
+  // ErrorResponses sent to this worker's clients by SQLSTATE class (worker thread only:
+  // bumped by its sessions, read by /metrics through a post).
+  common::ErrorClassCounts& errorClasses() { return error_classes_; }
 
   // Session registry (worker thread only): cancel keys and shutdown.
   int32_t registerSession(ClientSession* s);
@@ -97,6 +101,7 @@ class Worker {
   std::thread thread_;
   asio::steady_timer reap_timer_;
   common::LatencyHistogram latency_;
+  common::ErrorClassCounts error_classes_;
   router::ClassificationCache class_cache_{4096};
   std::optional<router::Policy> policy_;
   std::shared_ptr<const config::Config> policy_cfg_;

@@ -11,6 +11,7 @@ import re
 import socket
 import time
 
+import psycopg2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -209,6 +210,53 @@ def test_metrics_by_class_match_pool_backend_stats(pilot):
     assert by_class[(0, "insert")] >= 1 and by_class[(0, "update")] >= 1
     assert by_class[(0, "delete")] >= 1 and by_class[(0, "ddl")] >= 1
     assert by_sev[(0, "error")] >= 1
+
+
+def errors_by_class(p):
+    return {lbl["class"]: v for lbl, v in scrape(p).get("pgpilot_errors_total", [])}
+
+
+def test_errors_by_sqlstate_class(pilot):
+    """pgpilot_errors_total counts every ErrorResponse a client received, forwarded from a
+    server or made by pgpilot, by SQLSTATE class; exactly what this client provoked."""
+    before = errors_by_class(pilot)
+    conn = pilot.connect()
+    codes = []
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE uniq (id int PRIMARY KEY)")
+            cur.execute("INSERT INTO uniq VALUES (1)")
+            for sql in ["SELECT * FROM no_such_table", "SELECT 1 +", "SELECT no_such_column",
+                        "INSERT INTO uniq VALUES (1)", "INSERT INTO uniq VALUES (NULL)",
+                        "SELECT * FROM no_such_table"]:
+                with pytest.raises(psycopg2.Error) as e:
+                    cur.execute(sql)
+                codes.append(e.value.pgcode)
+            # An error inside a transaction (and the aborted transaction's refusal).
+            cur.execute("BEGIN")
+            for sql in ["SELECT 1/0", "SELECT 1"]:
+                with pytest.raises(psycopg2.Error) as e:
+                    cur.execute(sql)
+                codes.append(e.value.pgcode)
+            cur.execute("ROLLBACK")
+    finally:
+        conn.close()
+    assert codes == ["42P01", "42601", "42703", "23505", "23502", "42P01", "22012", "25P02"]
+    # pgpilot's own error: a startup packet with an invalid length (08P01, FATAL).
+    s = socket.create_connection(("127.0.0.1", pilot.port), timeout=10)
+    try:
+        s.sendall(b"\x00\x00\x00\x04")
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    finally:
+        s.close()
+    assert answer.startswith(b"E") and b"08P01" in answer
+    after = errors_by_class(pilot)
+    delta = {c: after.get(c, 0) - before.get(c, 0) for c in set(after) | set(before)}
+    assert {c: d for c, d in delta.items() if d} == {"42": 4, "23": 2, "22": 1, "25": 1,
+                                                     "08": 1}, delta
 
 
 def test_query_latency_histogram(pilot):

@@ -173,6 +173,27 @@ TEST(Metrics, RendersNodesCountersAndHistogram) {
             std::string::npos);
 }
 
+TEST(Metrics, ErrorsByClassSumTheWorkers) {
+  cluster::ClusterState state;
+  MetricsInput in;
+  in.topology = std::make_shared<const cluster::Topology>(twoNodes());
+  in.state = &state;
+  WorkerStats a;
+  a.index = 0;
+  a.errors_by_class = {{"23", 2}, {"42", 1}};
+  WorkerStats b;
+  b.index = 1;
+  b.errors_by_class = {{"42", 3}, {"57", 1}};
+  in.workers = {a, b};
+  const std::string m = renderMetrics(in);
+  EXPECT_NE(m.find("# TYPE pgpilot_errors_total counter\n"
+                   "pgpilot_errors_total{class=\"23\"} 2\n"
+                   "pgpilot_errors_total{class=\"42\"} 4\n"
+                   "pgpilot_errors_total{class=\"57\"} 1\n"),
+            std::string::npos)
+      << m;
+}
+
 TEST(Metrics, NoFailoverYetMeansNoDurationSample) {
   cluster::ClusterState state;
   MetricsInput in;
