@@ -14,6 +14,7 @@
 #include "app/app_control.h"
 #include "app/pid_file.h"
 #include "cluster/failover.h"
+#include "cluster/lag_monitor.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "http/endpoint.h"
@@ -69,6 +70,7 @@ struct Runtime {
   session::Shared shared;
   std::vector<std::unique_ptr<session::Worker>> workers;
   std::unique_ptr<cluster::FailoverController> failover;
+  std::unique_ptr<cluster::ReplicationLagMonitor> lag;
   std::unique_ptr<AppControl> control_impl;
   std::unique_ptr<http::Endpoint> http;  // null when http_port = 0
   bool stopping = false;
@@ -160,6 +162,7 @@ cluster::CommandResult reloadConfig(Runtime& rt, const std::string& requested_by
   if (log::parseLevel(next->log_min_messages, &level)) log::setLevel(level);
   for (auto& w : rt.workers) w->applyConfig(next);
   rt.failover->setConfig(next, files->passwords);
+  rt.lag->setConfig(next, files->passwords);
   applyBackends(rt, *next);
 
   std::string msg = fmt::format("configuration reloaded from {}: ", rt.config_path);
@@ -180,6 +183,7 @@ size_t liveSessions(const Runtime& rt) {
 void finalStop(Runtime& rt) {
   for (auto& w : rt.workers) w->stop();
   rt.failover->stop();
+  rt.lag->stop();
   if (rt.http) rt.http->stop();
   rt.control.stop();
 }
@@ -291,6 +295,8 @@ int run(const Options& opts) {
   rt.cluster.publish(cluster::initialTopology(*cfg));
   rt.failover =
       std::make_unique<cluster::FailoverController>(rt.control, rt.cluster, cfg, files->passwords);
+  rt.lag = std::make_unique<cluster::ReplicationLagMonitor>(rt.control, rt.cluster, cfg,
+                                                            files->passwords);
   rt.control_impl = std::make_unique<AppControl>(
       rt.control, rt.shared, rt.cluster,
       AppControl::Hooks{.reload = [&rt](const std::string& by) { return reloadConfig(rt, by); },
@@ -339,6 +345,7 @@ int run(const Options& opts) {
   handleSignals(rt, signals);
   ::signal(SIGPIPE, SIG_IGN);
   rt.failover->run();
+  rt.lag->start();
   log::logf(Level::kLog, "pgpilot {} started: pid {}, port {}, {} worker threads, {} nodes",
             admin::kVersion, ::getpid(), cfg->port, nworkers, cfg->backends.size());
   if (cfg->admin_port > 0) {

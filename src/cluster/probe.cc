@@ -76,6 +76,25 @@ std::string_view outcomeName(Outcome o) {
   return "unknown";
 }
 
+ProbeTarget probeTarget(const config::Config& cfg, const auth::PasswordFile* passwords,
+                        const config::BackendConfig& backend) {
+  ProbeTarget t;
+  t.backend = backend;
+  auto& c = t.credentials;
+  c.user = !cfg.health_check_user.empty() ? cfg.health_check_user
+           : !cfg.sr_check_user.empty()   ? cfg.sr_check_user
+                                          : std::string("postgres");
+  const std::string& pw =
+      !cfg.health_check_password.empty() ? cfg.health_check_password : cfg.sr_check_password;
+  if (!pw.empty()) {
+    c.password = auth::PasswordEntry{auth::PasswordEntry::Kind::kPlain, pw};
+  } else if (passwords) {
+    if (const auto* e = passwords->find(c.user)) c.password = *e;
+  }
+  t.database = cfg.health_check_database;
+  return t;
+}
+
 net::Task<ProbeResult> probeNode(asio::any_io_executor ex, const ProbeTarget& target,
                                  std::chrono::milliseconds timeout) {
   ProbeResult r;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/auth.h"
 #include "cluster/topology.h"
 #include "config/config.h"
 #include "net/stream.h"
@@ -63,6 +64,13 @@ struct ProbeTarget {
   pool::Credentials credentials;
   std::string database;
 };
+
+// The target the control thread's checks use for `backend`: health_check_user (else
+// sr_check_user, else postgres), health_check_password (else sr_check_password, else the
+// user's pool_passwd entry), health_check_database. (The same rule as the failover
+// controller's health checks.)
+ProbeTarget probeTarget(const config::Config& cfg, const auth::PasswordFile* passwords,
+                        const config::BackendConfig& backend);
 
 net::Task<ProbeResult> probeNode(asio::any_io_executor ex, const ProbeTarget& target,
                                  std::chrono::milliseconds timeout);

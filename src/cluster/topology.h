@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -109,6 +110,10 @@ struct HealthStats {
 // the event log.
 class ClusterState {
  public:
+  ClusterState() {
+    for (auto& l : lag_us_) l.store(-1, std::memory_order_relaxed);
+  }
+
   std::shared_ptr<const Topology> topology() const {
     return topology_.load(std::memory_order_acquire);
   }
@@ -132,6 +137,22 @@ class ClusterState {
     f(health_[static_cast<size_t>(node) % kMaxNodes]);
   }
 
+  // Replication lag in seconds per node (ReplicationLagMonitor, every sr_check_period):
+  // the primary's pg_stat_replication.replay_lag for a standby, 0 for the primary,
+  // nullopt when unknown (no primary, node not streaming, no backend_application_name).
+  // Written by the control thread, read by any thread (SHOW, /metrics, routing): relaxed
+  // atomics, no lock.
+  std::optional<double> replicationLagSeconds(int node) const {
+    const int64_t us =
+        lag_us_[static_cast<size_t>(node) % kMaxNodes].load(std::memory_order_relaxed);
+    if (us < 0) return std::nullopt;
+    return static_cast<double>(us) / 1e6;
+  }
+  void setReplicationLag(int node, std::optional<double> seconds) {
+    const int64_t us = seconds && *seconds >= 0 ? static_cast<int64_t>(*seconds * 1e6 + 0.5) : -1;
+    lag_us_[static_cast<size_t>(node) % kMaxNodes].store(us, std::memory_order_relaxed);
+  }
+
   EventLog& events() { return events_; }
   const EventLog& events() const { return events_; }
 
@@ -143,6 +164,7 @@ class ClusterState {
  private:
   std::atomic<std::shared_ptr<const Topology>> topology_{std::make_shared<const Topology>()};
   std::array<NodeCounters, kMaxNodes> counters_;
+  std::array<std::atomic<int64_t>, kMaxNodes> lag_us_;  // microseconds, -1 = unknown
   mutable std::mutex health_mu_;
   std::array<HealthStats, kMaxNodes> health_{};
   EventLog events_;

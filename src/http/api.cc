@@ -125,6 +125,10 @@ int checkBearer(std::string_view authorization, std::string_view token) {
   return diff == 0 ? 0 : 403;
 }
 
+json lagJson(std::optional<double> seconds) {
+  return seconds ? json(*seconds) : json(nullptr);
+}
+
 json nodesJson(const cluster::Topology& topo, const cluster::ClusterState& state,
                const std::vector<std::pair<pool::PoolKey, int>>& pool_connections) {
   double total_weight = 0;
@@ -153,6 +157,7 @@ json nodesJson(const cluster::Topology& topo, const cluster::ClusterState& state
         {"server_errors", c.server_errors.load(std::memory_order_relaxed)},
         {"lsn", n.lsn},
         {"replication_delay_bytes", n.replication_delay},
+        {"replication_lag_seconds", lagJson(state.replicationLagSeconds(id))},
         {"replication_state", n.replication_state},
         {"replication_sync_state", n.replication_sync_state},
         {"last_status_change", isoTime(n.last_status_change)},

@@ -106,6 +106,15 @@ void writeNodes(Writer& w, const MetricsInput& in) {
   w.perNode(in, "pgpilot_node_replication_delay_bytes", "gauge",
             "Bytes of WAL the node is behind the primary (0 on the primary).",
             [](const cluster::NodeState& n) { return static_cast<double>(n.replication_delay); });
+  w.family("pgpilot_node_replication_lag_seconds", "gauge",
+           "How far the node's replay is behind the primary in time (the primary's "
+           "pg_stat_replication.replay_lag; 0 on the primary; no sample when unknown).");
+  for (const auto& n : in.topology->nodes) {
+    if (auto lag = in.state->replicationLagSeconds(n.backend.id)) {
+      w.sample("pgpilot_node_replication_lag_seconds", {{"node", std::to_string(n.backend.id)}},
+               *lag);
+    }
+  }
   w.perNode(in, "pgpilot_node_lsn_bytes", "gauge",
             "WAL position of the node (current on the primary, replayed on a standby).",
             [](const cluster::NodeState& n) { return static_cast<double>(n.lsn); });

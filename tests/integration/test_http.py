@@ -212,6 +212,51 @@ def test_metrics_by_class_match_pool_backend_stats(pilot):
     assert by_sev[(0, "error")] >= 1
 
 
+def lag_seconds(p):
+    """node -> lag seconds, for the nodes whose lag is known."""
+    m = scrape(p)
+    return by_node(m, "pgpilot_node_replication_lag_seconds") \
+        if "pgpilot_node_replication_lag_seconds" in m else {}
+
+
+def test_replication_lag_seconds(pilot, cluster):
+    """A standby whose replay is paused while the primary writes lags in seconds; the
+    figure is the primary's pg_stat_replication.replay_lag (sampled every sr_check_period)."""
+    standby = cluster.nodes[1]
+    primary = cluster.primary
+    # Caught up: the primary is 0, the standbys are known and small.
+    lags = wait_for(lambda: (lambda l: l if sorted(l) == [0, 1, 2] and max(l.values()) < 5
+                             else None)(lag_seconds(pilot)), timeout=30)
+    assert lags[0] == 0.0
+    primary.psql("CREATE TABLE IF NOT EXISTS lag_probe (id serial, at timestamptz)")
+    standby.psql("SELECT pg_wal_replay_pause()")
+    try:
+        deadline = time.monotonic() + 60
+        lag = 0.0
+        while time.monotonic() < deadline:
+            primary.psql("INSERT INTO lag_probe (at) VALUES (now())")
+            lag = lag_seconds(pilot).get(1, 0.0)
+            if lag >= 1.5:
+                break
+            time.sleep(0.3)
+        assert lag >= 1.5, f"paused standby's lag stayed at {lag} s"
+        # The server agrees (and the lag only grows while replay is paused).
+        server = float(primary.psql(
+            "SELECT extract(epoch FROM replay_lag) FROM pg_stat_replication "
+            f"WHERE application_name = '{standby.name}'"))
+        assert lag <= server + 1.0, (lag, server)
+        # The same figure in /api/nodes; the standby that replays stays well behind it.
+        api = {n["id"]: n for n in get_json(pilot, "/api/nodes")["nodes"]}
+        assert api[1]["replication_lag_seconds"] >= lag - 0.001
+        assert api[0]["replication_lag_seconds"] == 0.0
+        assert api[1]["replication_delay_bytes"] > 0
+        assert lag_seconds(pilot)[2] < lag
+    finally:
+        standby.psql("SELECT pg_wal_replay_resume()")
+    # Replay resumed: the lag falls back.
+    wait_for(lambda: lag_seconds(pilot).get(1, 99) < 1.0, timeout=60)
+
+
 def errors_by_class(p):
     return {lbl["class"]: v for lbl, v in scrape(p).get("pgpilot_errors_total", [])}
 
@@ -287,8 +332,8 @@ def test_api_nodes_events_status_config(pilot):
     n0 = nodes["nodes"][0]
     for key in ("hostname", "port", "status", "pg_status", "role", "pg_role", "weight",
                 "lb_weight", "select_cnt", "statements", "server_errors", "lsn",
-                "replication_delay_bytes", "replication_state", "replication_sync_state",
-                "last_status_change", "server_connections", "health"):
+                "replication_delay_bytes", "replication_lag_seconds", "replication_state",
+                "replication_sync_state", "last_status_change", "server_connections", "health"):
         assert key in n0, key
     assert n0["role"] == "primary" and n0["status"] == "up"
     assert {n["role"] for n in nodes["nodes"][1:]} == {"standby"}

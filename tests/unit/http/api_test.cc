@@ -173,6 +173,21 @@ TEST(Metrics, RendersNodesCountersAndHistogram) {
             std::string::npos);
 }
 
+TEST(Metrics, ReplicationLagSecondsOnlyWhenKnown) {
+  cluster::ClusterState state;
+  state.setReplicationLag(0, 0.0);
+  MetricsInput in;
+  in.topology = std::make_shared<const cluster::Topology>(twoNodes());
+  in.state = &state;
+  std::string m = renderMetrics(in);
+  EXPECT_NE(m.find("\npgpilot_node_replication_lag_seconds{node=\"0\"} 0\n"), std::string::npos)
+      << m;
+  EXPECT_EQ(m.find("pgpilot_node_replication_lag_seconds{node=\"1\"}"), std::string::npos);
+  state.setReplicationLag(1, 2.25);
+  m = renderMetrics(in);
+  EXPECT_NE(m.find("\npgpilot_node_replication_lag_seconds{node=\"1\"} 2.25\n"), std::string::npos);
+}
+
 TEST(Metrics, ErrorsByClassSumTheWorkers) {
   cluster::ClusterState state;
   MetricsInput in;
