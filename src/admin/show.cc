@@ -103,14 +103,16 @@ void showPoolStatus(const AdminContext& ctx, std::string& out) {
 void showPoolSessions(const AdminContext& ctx, std::string& out) {
   protocol::buildRowDescription(
       out, {"session_id", "worker", "pid", "username", "database", "application_name",
-            "client_address", "node_id", "state", "in_transaction", "since"});
+            "client_address", "node_id", "nodes", "state", "in_transaction", "since"});
   size_t n = 0;
   if (ctx.sessions) {
     for (const auto& s : *ctx.sessions) {
+      std::string nodes;
+      for (int id : s.nodes) nodes += (nodes.empty() ? "" : ",") + std::to_string(id);
       protocol::buildDataRow(
           out, {num(s.id), std::to_string(s.worker), std::to_string(s.pid), s.user, s.database,
                 s.application_name, s.client_address,
-                s.node < 0 ? std::optional<std::string>() : std::to_string(s.node), s.state,
+                s.node < 0 ? std::optional<std::string>() : std::to_string(s.node), nodes, s.state,
                 s.in_transaction ? "true" : "false", formatTime(s.since)});
       ++n;
     }

@@ -64,7 +64,10 @@ struct SessionRow {
   std::string database;
   std::string application_name;
   std::string client_address;
-  int node = -1;      // node of the server connection, -1 for none
+  int node = -1;  // node of the server connection, -1 for none
+  // Every node the session holds a server connection to, ascending (with load balancing a
+  // session may use the primary and a read node; pool_sessions.nodes "0,2").
+  std::vector<int> nodes;
   std::string state;  // idle, active, idle in transaction, idle in transaction (aborted), admin
   bool in_transaction = false;
   std::chrono::system_clock::time_point since;  // when the client connected

@@ -193,6 +193,7 @@ json sessionsJson(const std::vector<admin::SessionRow>& rows) {
                    {"application_name", r.application_name},
                    {"client_address", r.client_address},
                    {"node", r.node},
+                   {"nodes", r.nodes},
                    {"state", r.state},
                    {"in_transaction", r.in_transaction},
                    {"since", isoTime(r.since)}});

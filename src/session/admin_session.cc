@@ -54,6 +54,12 @@ admin::SessionRow ClientSession::info() const {
                       : tx_status_ == 'T' ? "idle in transaction"
                       : tx_status_ == 'E' ? "idle in transaction (aborted)"
                                           : "idle";
+  std::vector<int> nodes;
+  for (const auto& b : backends_) {
+    if (b->conn) nodes.push_back(b->node);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
   return admin::SessionRow{.id = id_,
                            .worker = worker_.index(),
                            .pid = pid_,
@@ -62,6 +68,7 @@ admin::SessionRow ClientSession::info() const {
                            .application_name = info_.application_name,
                            .client_address = client_addr_,
                            .node = server_ ? server_->node() : -1,
+                           .nodes = std::move(nodes),
                            .state = std::move(state),
                            .in_transaction = tx_status_ != 'I',
                            .since = started_};

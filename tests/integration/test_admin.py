@@ -144,14 +144,14 @@ def test_show_pool_sessions_and_pools(pilot):
         admin = admin_connect(pilot)
         cols, rows = show(pilot, "pool_sessions", admin)
         assert cols == ["session_id", "worker", "pid", "username", "database",
-                        "application_name", "client_address", "node_id", "state",
+                        "application_name", "client_address", "node_id", "nodes", "state",
                         "in_transaction", "since"]
         mine = [r for r in rows if r["application_name"] == "sess_probe"]
         assert len(mine) == 1, rows
         s = mine[0]
-        assert (s["username"], s["database"], s["client_address"], s["node_id"],
+        assert (s["username"], s["database"], s["client_address"], s["node_id"], s["nodes"],
                 s["state"], s["in_transaction"]) == (
-            "postgres", "postgres", "127.0.0.1", "0", "idle in transaction", "true")
+            "postgres", "postgres", "127.0.0.1", "0", "0", "idle in transaction", "true")
         assert int(s["pid"]) == client.get_backend_pid()  # pgpilot's BackendKeyData pid
         assert any(r["state"] == "admin" and r["username"] == ADMIN for r in rows), rows
 
@@ -171,6 +171,32 @@ def test_show_pool_sessions_and_pools(pilot):
         admin.close()
     finally:
         client.close()
+
+
+def test_pool_sessions_lists_every_node_of_a_load_balanced_session(cl):
+    """With load_balance_mode a session reads on the standby and writes on the primary: its
+    pool_sessions row names both nodes (nodes "0,1"), node_id the current one."""
+    p = start_pilot(cl, {"load_balance_mode": "on", "backend_weight0": "0",
+                         "sr_check_period": "1", "health_check_period": "1"})
+    try:
+        deadline = time.monotonic() + 20
+        while show(p, "pool_nodes")[1][1]["role"] != "standby":
+            assert time.monotonic() < deadline, "roles not known within 20 s"
+            time.sleep(0.2)
+        client = p.connect(application_name="lb_probe")
+        try:
+            client.autocommit = True
+            with client.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery()")
+                assert cur.fetchone()[0] is True  # the read ran on the standby
+                cur.execute("CREATE TEMP TABLE lb_probe_t (v int)")  # the write: the primary
+            [row] = [r for r in show(p, "pool_sessions")[1]
+                     if r["application_name"] == "lb_probe"]
+            assert row["nodes"] == "0,1" and row["node_id"] in ("0", "1"), row
+        finally:
+            client.close()
+    finally:
+        p.stop()
 
 
 def test_show_health_check_stats(pilot, cl):

@@ -374,10 +374,10 @@ def test_api_nodes_events_status_config(pilot):
     assert sum(w["sessions"] for w in sessions["workers"]) == 1
     [row] = sessions["sessions"]
     assert set(row) == {"id", "worker", "pid", "user", "database", "application_name",
-                        "client_address", "node", "state", "in_transaction", "since"}
+                        "client_address", "node", "nodes", "state", "in_transaction", "since"}
     assert (row["user"], row["database"], row["application_name"]) == (
         "postgres", "postgres", "http-test-app")
-    assert row["client_address"] == "127.0.0.1" and row["node"] == 0
+    assert row["client_address"] == "127.0.0.1" and row["node"] == 0 and row["nodes"] == [0]
     assert row["in_transaction"] is True and row["state"].startswith("idle in transaction")
 
 
