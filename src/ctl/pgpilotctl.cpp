@@ -350,6 +350,18 @@ std::vector<Command> addCommands(CLI::App& cli, Options& o, Args& a) {
   auto* sh = cli.add_subcommand("show", "any admin view: SHOW pool_<view>");
   sh->add_option("view", a.view, "pool_nodes, pool_status, pool_pools, ...")->required();
   cmds.push_back({sh, [&o, &a] { return runStatement(o, "SHOW " + a.view); }});
+  // pgpool's other read-only pcp tools, answered by the matching SHOW view.
+  cmds.push_back({cli.add_subcommand("pcp_pool_status", "alias of show pool_status"),
+                  show("SHOW pool_status")});
+  cmds.push_back({cli.add_subcommand("pcp_proc_info", "alias of show pool_processes"),
+                  show("SHOW pool_processes")});
+  auto* hc =
+      cli.add_subcommand("pcp_health_check_stats", "one node's SHOW pool_health_check_stats");
+  addNode(hc, a);
+  cmds.push_back({hc, [&o, &a] {
+                    return runStatement(o, "SHOW pool_health_check_stats",
+                                        std::to_string(nodeOf(a)));
+                  }});
   for (const char* n : {"reload", "pcp_reload_config"}) {
     cmds.push_back(
         {cli.add_subcommand(n, "re-read the configuration file"), show("PGPILOT RELOAD")});

@@ -409,6 +409,22 @@ def test_ctl_nodes_and_node_info(pilot, cl):
         assert (r.returncode, r.stdout.strip()) == (0, "2"), r
 
 
+def test_ctl_pcp_view_aliases(pilot):
+    r = ctl(pilot, "--json", "pcp_pool_status")
+    assert r.returncode == 0, r
+    assert {row["item"]: row["value"] for row in json.loads(r.stdout)}["port"] == str(pilot.port)
+    r = ctl(pilot, "--json", "pcp_proc_info")
+    assert r.returncode == 0, r
+    rows = json.loads(r.stdout)
+    assert rows and {"worker", "client_sessions"} <= set(rows[0]), rows
+    r = ctl(pilot, "--json", "pcp_health_check_stats", "-n", "1")
+    assert r.returncode == 0, r
+    assert [row["node_id"] for row in json.loads(r.stdout)] == ["1"]
+    r = ctl(pilot, "pcp_health_check_stats", "5")
+    assert r.returncode == 1 and "no node 5" in r.stderr, r
+    assert ctl(pilot, "pcp_health_check_stats").returncode == 3
+
+
 def test_ctl_sessions_status_and_commands(pilot):
     client = pilot.connect(application_name="ctl_probe")
     try:
