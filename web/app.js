@@ -39,6 +39,12 @@ function fmtInt(n) {
   return Number(n).toLocaleString("en-US");
 }
 
+// Replication lag: bytes, and seconds when pgpilot knows them (null: unknown).
+function fmtLag(n) {
+  const s = n.replication_lag_seconds;
+  return fmtInt(n.replication_delay_bytes) + (s == null ? "" : ` · ${s.toFixed(1)} s`);
+}
+
 function fmtBytes(n) {
   if (n < 1024) return `${n} B`;
   const units = ["KiB", "MiB", "GiB", "TiB"];
@@ -108,7 +114,7 @@ function renderNodes(data) {
       el("td", {}, pill(n.role)),
       el("td", { "data-testid": `status-${n.id}` }, pill(n.status)),
       el("td", {}, pill(n.pg_status)),
-      el("td", { class: "num", text: fmtInt(n.replication_delay_bytes) }),
+      el("td", { class: "num", text: fmtLag(n) }),
       el("td", { text: repl || "–" }),
       el("td", { class: "num", text: fmtInt(n.statements) }),
       el("td", { class: "num", text: fmtInt(n.select_cnt) }),
@@ -237,7 +243,8 @@ function renderSessions(data) {
       el("td", { text: s.database }),
       el("td", { text: s.application_name }),
       el("td", { text: s.client_address }),
-      el("td", { text: s.node >= 0 ? String(s.node) : "–" }),
+      el("td", { text: s.nodes && s.nodes.length ? s.nodes.join(",")
+                                                : s.node >= 0 ? String(s.node) : "–" }),
       el("td", { text: s.state }),
       el("td", { text: new Date(s.since).toLocaleTimeString() })));
   }

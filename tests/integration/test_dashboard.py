@@ -141,7 +141,11 @@ def test_page_shows_the_live_cluster(pilot, page):
         assert shown[i]["role"] == row["role"]
         assert shown[i]["status"] == row["status"] == "up"
         assert shown[i]["pg_status"] == row["pg_status"]
+        # Lag: bytes as SHOW pool_nodes, then seconds once the lag monitor has sampled.
+        assert shown[i]["lag"].split(" · ")[0].replace(",", "").isdigit(), shown[i]
     assert shown[0]["role"] == "primary"
+    page.do(cmd="waitText", selector="#nodes tbody tr[data-node='1'] td:nth-child(6)",
+            text=" s")
     assert "promote" not in shown[0]["actions"] and "detach" in shown[0]["actions"]
     assert shown[1]["actions"] == ["detach", "promote"]
     # A client connects: the page lists its session within a few polls.
@@ -153,7 +157,7 @@ def test_page_shows_the_live_cluster(pilot, page):
         s = page.do(cmd="sessions")
         assert s["note"].startswith("1 client sessions")
         [row] = s["rows"]
-        assert row[1:5] == ["postgres", "postgres", "dashboard-probe", "127.0.0.1"]
+        assert row[1:6] == ["postgres", "postgres", "dashboard-probe", "127.0.0.1", "0"]
         page.do(cmd="waitText", selector="#sessions-count", text="1")
     finally:
         conn.close()
