@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "http/endpoint.h"
+#include "session/collect.h"
 #include "session/shared.h"
 #include "session/worker.h"
 
@@ -311,6 +312,16 @@ int run(const Options& opts) {
   rt.control_impl->setNodeControl(rt.failover.get());
   rt.shared.control = rt.control_impl.get();
   rt.shared.report_backend_error = [&rt](int node) { rt.failover->reportBackendError(node); };
+  // A planned switchover holds new statements (as PAUSE does) and waits for open
+  // transactions; an operator's PAUSE from before stays in force after it.
+  rt.failover->setHoldHook([&rt, paused_before = std::make_shared<bool>(false)](bool on) {
+    if (on) {
+      *paused_before = rt.shared.hold_new_statements.exchange(true);
+    } else if (!*paused_before) {
+      rt.shared.hold_new_statements.store(false);
+    }
+  });
+  rt.failover->setBusyHook([&rt] { return session::countBusySessions(rt.shared); });
   rt.failover->setNodeDownHook([&rt](int node) {
     for (auto& w : rt.workers) w->closeNode(node);
   });

@@ -141,6 +141,14 @@ void FailoverController::updateReplicationView(Topology& t) const {
   }
 }
 
+void FailoverController::setPrimary(int id) {
+  publish([id](Topology& t) { t.primary = id; });
+}
+
+ProbeResult& FailoverController::lastProbe(int id) {
+  return runtime_.at(id)->last;
+}
+
 void FailoverController::setStatus(int id, NodeStatus status, std::string_view why) {
   const NodeState* n = node(id);
   if (!n || n->status == status) return;
@@ -322,6 +330,8 @@ void FailoverController::rememberSync(const ProbeResult& primary_probe) {
 }
 
 net::Task<void> FailoverController::onProbe(int id, const ProbeResult& r) {
+  // A planned switchover is restarting this node: its own steps watch it.
+  if (switchover_running_ && id == switchover_from_) co_return;
   auto& rt = *runtime_[id];
   rt.last = r;
   const auto t = topo();
@@ -925,10 +935,6 @@ net::Task<CommandResult> FailoverController::promoteCommand(int id, bool force) 
   co_return CommandResult{ok,
                           ok ? fmt::format("node {} is the new primary", id)
                              : fmt::format("node {} was not promoted; see SHOW pool_events", id)};
-}
-
-net::Task<CommandResult> FailoverController::switchover(int id) {
-  co_return CommandResult{false, fmt::format("switchover to node {} is not implemented yet", id)};
 }
 
 // ---- status file ----

@@ -60,6 +60,8 @@ class FailoverController : public Control {
   void reportBackendError(int node);
   // Holds (true) or releases (false) new statements; set by the application (switchover).
   void setHoldHook(std::function<void(bool)> hook) { hold_hook_ = std::move(hook); }
+  // Counts client sessions inside a transaction or running a statement (switchover drain).
+  void setBusyHook(std::function<net::Task<int>()> hook) { busy_hook_ = std::move(hook); }
   // A reloaded configuration and password file (control thread): health-check settings,
   // credentials, failover settings; new backends get a health-check loop.
   void setConfig(std::shared_ptr<const config::Config> cfg,
@@ -86,6 +88,8 @@ class FailoverController : public Control {
   template <typename F>
   void publish(F&& change);
   void setStatus(int node, NodeStatus status, std::string_view why);
+  void setPrimary(int node);  // -1: no primary
+  ProbeResult& lastProbe(int node);
   void updateReplicationView(Topology& t) const;
 
   // Failover and its steps.
@@ -110,6 +114,14 @@ class FailoverController : public Control {
   net::Task<CommandResult> promoteCommand(int node, bool force);
   net::Task<CommandResult> switchover(int node);
 
+  // Planned switchover and its steps (switchover.cc).
+  net::Task<CommandResult> switchoverSteps(int old_primary, int target, Clock::time_point t0);
+  net::Task<int> drainSessions(std::chrono::milliseconds timeout);
+  net::Task<bool> waitReplayed(int node, uint64_t lsn, Clock::time_point deadline);
+  net::Task<std::optional<ProbeResult>> waitBackAsStandby(int node, Clock::time_point deadline);
+  net::Task<CommandResult> switchoverRollback(int old_primary, int target, std::string why,
+                                              std::string undo);
+
   // Status file (pgpool_status semantics, JSON).
   std::string statusPath() const;
   void loadStatusFile();
@@ -126,6 +138,7 @@ class FailoverController : public Control {
   std::map<int, std::unique_ptr<NodeRuntime>> runtime_;
   std::map<int, NodeStatus> saved_status_;  // from the status file
   std::function<void(bool)> hold_hook_;
+  std::function<net::Task<int>()> busy_hook_;
   std::function<void(int)> node_down_hook_;
   bool stopped_ = false;
   bool started_loops_ = false;
@@ -133,6 +146,7 @@ class FailoverController : public Control {
   std::vector<ReplicationRow> last_replication_;  // the primary's pg_stat_replication
   bool failover_running_ = false;
   bool switchover_running_ = false;
+  int switchover_from_ = -1;  // the old primary while a switchover restarts it
   // synchronous_standby_names as configured before pgpilot switched the primary to
   // asynchronous (sync_replication_policy = availability); '' while not switched.
   std::string saved_sync_names_;

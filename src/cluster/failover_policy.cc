@@ -150,8 +150,9 @@ bool promotionIsSafe(const SyncNames& names, const std::vector<std::string>& syn
   return surviving > 0;
 }
 
-std::expected<std::string, std::string> repointConninfo(std::string_view conninfo,
-                                                        std::string_view host, int port) {
+std::expected<std::string, std::string> repointConninfo(
+    std::string_view conninfo, std::string_view host, int port,
+    std::optional<std::string_view> application_name) {
   char* err = nullptr;
   const std::string in(conninfo);
   std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> opts(
@@ -175,12 +176,36 @@ std::expected<std::string, std::string> repointConninfo(std::string_view conninf
   };
   add("host", host);
   add("port", std::to_string(port));
+  if (application_name) add("application_name", *application_name);
   for (auto* o = opts.get(); o->keyword != nullptr; ++o) {
     const std::string_view key = o->keyword;
     if (o->val == nullptr || key == "host" || key == "hostaddr" || key == "port") continue;
+    if (application_name && key == "application_name") continue;
     add(key, o->val);
   }
   return out;
+}
+
+std::string shellQuote(std::string_view word) {
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+std::string restartAsStandbyCommand(std::string_view bindir, std::string_view datadir) {
+  const std::string pg_ctl = shellQuote(std::string(bindir) + "/pg_ctl");
+  const std::string dir = shellQuote(datadir);
+  const std::string log = shellQuote(std::string(datadir) + "/pgpilot_restart.log");
+  const std::string script =
+      fmt::format("sleep 0.2; {} restart -D {} -m fast -w -t 120 -l {}", pg_ctl, dir, log);
+  return fmt::format("setsid sh -c {} </dev/null >/dev/null 2>&1 &", shellQuote(script));
 }
 
 std::string expandPlaceholders(std::string_view command, const PlaceholderValues& v) {

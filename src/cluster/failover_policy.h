@@ -50,9 +50,23 @@ bool promotionIsSafe(const SyncNames& names, const std::vector<std::string>& syn
                      const std::vector<std::string>& alive);
 
 // Replaces host and port in a libpq connection string, keeping every other keyword
-// (user, passfile, application_name, sslmode ...). Errors: the string does not parse.
-std::expected<std::string, std::string> repointConninfo(std::string_view conninfo,
-                                                        std::string_view host, int port);
+// (user, passfile, sslmode ...); application_name too, unless a new one is given (a
+// demoted primary reuses its new primary's primary_conninfo under its own name).
+// Errors: the string does not parse.
+std::expected<std::string, std::string> repointConninfo(
+    std::string_view conninfo, std::string_view host, int port,
+    std::optional<std::string_view> application_name = std::nullopt);
+
+// A word for /bin/sh: single-quoted, with embedded quotes escaped ('\'').
+std::string shellQuote(std::string_view word);
+
+// Planned switchover, built-in demotion: the shell command the old primary runs (through
+// COPY ... TO PROGRAM, as the postgres OS user) to restart itself as a standby once
+// standby.signal and primary_conninfo are in place. It detaches from the backend that
+// starts it (setsid, no inherited descriptors) because that backend ends with the server;
+// a short pause lets the COPY return first. The server log of the restart goes to
+// <datadir>/pgpilot_restart.log.
+std::string restartAsStandbyCommand(std::string_view bindir, std::string_view datadir);
 
 // pgpool-II failover_command / follow_primary_command placeholders.
 struct PlaceholderValues {

@@ -100,6 +100,12 @@ struct Config {
   std::string failover_candidate_policy = "lsn";         // ours: lsn | sync_priority | node_order
   std::string sync_replication_policy = "availability";  // ours: availability | durability
   std::string status_file;                               // ours; '' = logdir/pgpilot_status
+  // Planned switchover (ours): how long to wait for sessions to finish their transactions,
+  // the bound on the whole demote/promote sequence, and an optional command that demotes
+  // the old primary ('' = built-in restart as a standby through COPY ... TO PROGRAM).
+  std::chrono::milliseconds switchover_drain_timeout{10000};
+  std::chrono::milliseconds switchover_timeout{60000};
+  std::string switchover_command;
 
   // ---- logging ----
   std::string log_min_messages = "warning";  // error, warning, notice, info, debug1..debug5

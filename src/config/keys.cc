@@ -482,6 +482,18 @@ const std::array kKeys = std::to_array<KeyDef>({
      PG_CHOICE(sync_replication_policy, kSyncPolicies)},
     {"status_file", kPath, kNo, 0, 0, kRestart, kPlain,
      "Node status file kept across restarts; '' = pgpilot_status in logdir.", PG_PATH(status_file)},
+    {"switchover_drain_timeout", kDuration, kS, 0, kIntMax, kReload, kPlain,
+     "Planned switchover: how long held sessions' open transactions may take to finish before "
+     "the old primary is restarted anyway.",
+     PG_DUR(switchover_drain_timeout)},
+    {"switchover_timeout", kDuration, kS, 1, kIntMax, kReload, kPlain,
+     "Planned switchover: bound on the target catching up and the old primary coming back as "
+     "a standby.",
+     PG_DUR(switchover_timeout)},
+    {"switchover_command", kString, kNo, 0, 0, kReload, kPlain,
+     "Planned switchover: command that turns the old primary into a standby of the new one "
+     "(failover_command placeholders); '' = built-in restart with standby.signal.",
+     PG_STR(switchover_command)},
     // ---- logging ----
     {"log_min_messages", kEnum, kNo, 0, 0, kReload, kPlain,
      "Minimum level written to the log (debug5..debug1, info, notice, warning, error, log, "

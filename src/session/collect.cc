@@ -48,6 +48,14 @@ net::Task<std::vector<admin::SessionRow>> collectSessionRows(Shared& shared) {
   co_return rows;
 }
 
+net::Task<int> countBusySessions(Shared& shared) {
+  const auto rows =
+      co_await gather<admin::SessionRow>(shared, [](Worker& w) { return w.sessionRows(); });
+  co_return static_cast<int>(std::count_if(rows.begin(), rows.end(), [](const auto& r) {
+    return r.state != "admin" && (r.in_transaction || r.state == "active");
+  }));
+}
+
 net::Task<std::vector<admin::WorkerRow>> collectWorkerRows(Shared& shared) {
   auto rows = co_await gather<admin::WorkerRow>(
       shared, [](Worker& w) { return std::vector<admin::WorkerRow>{w.workerRow()}; });

@@ -21,6 +21,9 @@ namespace pgpilot::session {
 
 // One row per registered client session (normal and admin port), by session id.
 net::Task<std::vector<admin::SessionRow>> collectSessionRows(Shared& shared);
+// Client sessions (not admin ones) that are running a statement or are inside a
+// transaction: what a planned switchover waits for after holding new statements.
+net::Task<int> countBusySessions(Shared& shared);
 // One row per worker, by worker index.
 net::Task<std::vector<admin::WorkerRow>> collectWorkerRows(Shared& shared);
 // One row per (node, user, database) with open server connections: the process-wide count

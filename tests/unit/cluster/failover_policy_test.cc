@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <string>
+
 namespace pgpilot::cluster {
 namespace {
 
@@ -119,6 +124,50 @@ TEST(RepointConninfo, QuotesValuesAndRejectsGarbage) {
   EXPECT_NE(q->find("password='it\\'s'"), std::string::npos);
   EXPECT_FALSE(repointConninfo("nokey", "h", 1));
   EXPECT_FALSE(repointConninfo("bogus_keyword=1", "h", 1));
+}
+
+TEST(RepointConninfo, ReplacesApplicationNameWhenGiven) {
+  auto r = repointConninfo("host=a port=1 user=repl application_name=node1", "b", 2, "node0");
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_NE(r->find("application_name='node0'"), std::string::npos);
+  EXPECT_EQ(r->find("node1"), std::string::npos);
+  EXPECT_NE(r->find("user='repl'"), std::string::npos);
+  auto added = repointConninfo("host=a user=repl", "b", 2, "node0");
+  ASSERT_TRUE(added) << added.error();
+  EXPECT_NE(added->find("application_name='node0'"), std::string::npos);
+}
+
+// What /bin/sh makes of `printf %s <quoted>`.
+std::string shellEcho(const std::string& quoted) {
+  const std::string cmd = "printf %s " + quoted;
+  std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), &::pclose);
+  std::string out;
+  std::array<char, 256> buf{};
+  size_t n = 0;
+  while (p && (n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0) out.append(buf.data(), n);
+  return out;
+}
+
+TEST(ShellQuote, SurvivesTheShellUnchanged) {
+  for (const std::string w : {"plain", "two words", "it's", "$HOME `id` \\ \"q\" ;|&", "", "'"}) {
+    EXPECT_EQ(shellEcho(shellQuote(w)), w) << w;
+  }
+}
+
+TEST(RestartAsStandby, DetachesAndQuotesPaths) {
+  const auto cmd = restartAsStandbyCommand("/usr/lib/postgresql/15/bin", "/data/it's here");
+  const std::string head = "setsid sh -c ";
+  const std::string tail = " </dev/null >/dev/null 2>&1 &";
+  ASSERT_TRUE(cmd.starts_with(head)) << cmd;
+  ASSERT_TRUE(cmd.ends_with(tail)) << cmd;
+  // The script handed to sh -c, once unquoted, names pg_ctl and the directory quoted.
+  const std::string quoted = cmd.substr(head.size(), cmd.size() - head.size() - tail.size());
+  const std::string script = shellEcho(quoted);
+  EXPECT_NE(script.find("'/usr/lib/postgresql/15/bin/pg_ctl' restart -D '/data/it'\\''s here' "
+                        "-m fast -w"),
+            std::string::npos)
+      << script;
+  EXPECT_NE(script.find("pgpilot_restart.log"), std::string::npos);
 }
 
 TEST(Placeholders, ExpandsPgpoolSet) {

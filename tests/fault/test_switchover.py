@@ -1,0 +1,149 @@
+"""FAULTS.md 12: planned switchover under load. pgbench (TPC-B, explicit transactions) and an
+autocommit writer run through pgpilot while an operator switches the primary to a standby
+and then back: zero failed transactions, every acknowledged write on the new primary, the
+old primary a streaming standby of the new one on its timeline, all checked on the servers."""
+
+import subprocess
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from harness.cluster import PG_BIN, Cluster
+from harness.pgpilot import Pgpilot
+
+from faultlib import (Writer, conf, events, ids_on, pool_nodes, primary_of, read_only_errors,
+                      report, setup_table, wait_for, wal_sender_port)
+
+
+def _switchover(p, node):
+    conn = p.connect(connect_timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"PGPILOT SWITCHOVER {node}")
+            return " ".join(str(x) for row in (cur.fetchall() if cur.description else [])
+                            for x in row) + " ".join(conn.notices)
+    finally:
+        conn.close()
+
+
+def _check_switched(c, p, new, old, other):
+    """Server-side truth after a switchover from `old` to `new`."""
+    assert c.node(new).psql("SELECT pg_is_in_recovery()").strip() == "f"
+    assert c.node(old).psql("SELECT pg_is_in_recovery()").strip() == "t"
+    for s in (old, other):
+        wait_for(lambda s=s: wal_sender_port(c.node(s)) == (c.node(new).port, "streaming"), 30,
+                 f"node {s} streaming from node {new}")
+    # The demoted primary is on the new primary's timeline (no divergence, no rewind).
+    # (The new primary's timeline from its WAL file name: pg_control_checkpoint() lags until
+    # the first checkpoint after promotion.)
+    walfile = c.node(new).psql("SELECT pg_walfile_name(pg_current_wal_lsn())").strip()
+    tli = str(int(walfile[:8], 16))
+    assert tli != "1"
+    wait_for(lambda: c.node(old).psql("SELECT received_tli FROM pg_stat_wal_receiver").strip()
+             == tli, 30, f"node {old} on timeline {tli}")
+    nodes = pool_nodes(p)
+    assert primary_of(p) == new
+    assert nodes[old]["status"] == "up" and nodes[old]["role"] == "standby", nodes[old]
+    assert nodes[other]["status"] == "up" and nodes[other]["role"] == "standby", nodes[other]
+
+
+def _pgbench(p, seconds):
+    return subprocess.Popen(
+        [f"{PG_BIN}/pgbench", "-n", "-c", "6", "-j", "2", "-T", str(seconds), "-h", p.host, "-p",
+         str(p.port), "-U", "postgres", "postgres"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_switchover_under_pgbench_has_no_failed_transactions_and_switches_back():
+    with Cluster(num_standbys=2, sync_standby_names="FIRST 1 (standby1, standby2)") as c, \
+            Pgpilot(c, extra_conf=conf()) as p:
+        subprocess.run([f"{PG_BIN}/pgbench", "-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p",
+                        str(c.primary.port), "-U", "postgres", "postgres"],
+                       check=True, capture_output=True, timeout=120)
+        setup_table(c.primary)
+        c.wait_replay()
+        assert primary_of(p) == 0
+        bench = _pgbench(p, 24)
+        results = {}
+        with Writer(p) as w:
+            w.wait_acks(30)
+            time.sleep(2)  # pgbench is running
+            t0 = time.monotonic()
+            results["to1"] = _switchover(p, 1)
+            t1 = time.monotonic()
+            w.wait_acks(30, timeout=30)
+            _check_switched(c, p, new=1, old=0, other=2)
+            time.sleep(2)
+            t2 = time.monotonic()
+            results["to0"] = _switchover(p, 0)
+            t3 = time.monotonic()
+            w.wait_acks(30, timeout=30)
+        out, err = bench.communicate(timeout=120)
+        _check_switched(c, p, new=0, old=1, other=2)
+        report("planned switchover under pgbench", switchover_s=round(t1 - t0, 2),
+               switch_back_s=round(t3 - t2, 2), writer_max_gap_s=round(w.max_gap(t0), 2),
+               writer_failures=len(w.failures), pgbench_rc=bench.returncode)
+        assert bench.returncode == 0, out[-2000:] + err[-2000:]
+        assert "aborted" not in out + err, out[-2000:] + err[-2000:]
+        assert "number of failed transactions: 0" in out, out
+        assert not w.failures, w.failures[:5]
+        assert not read_only_errors(w)
+        missing = w.acked_ids() - ids_on(c.node(0))
+        assert not missing, f"acknowledged writes lost: {sorted(missing)[:10]}"
+        # Writes went to exactly the primary of the moment: ids landed on node 0 or node 1
+        # as primary, and never on node 2.
+        ports = {int(x) for x in c.node(0).psql("SELECT DISTINCT port FROM acked").split()}
+        assert ports <= {c.node(0).port, c.node(1).port}, ports
+        assert len(events(p, "switchover done")) == 2, events(p, "switchover")
+        assert not events(p, "failover done")
+        assert t1 - t0 < 30 and t3 - t2 < 30
+
+
+def test_switchover_refusals_change_nothing():
+    with Cluster(num_standbys=1) as c, Pgpilot(c, extra_conf=conf()) as p:
+        conn = p.connect(connect_timeout=5)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("PGPILOT SWITCHOVER 0")  # already the primary: succeeds, no-op
+            with pytest.raises(psycopg2.Error) as e:
+                cur.execute("PGPILOT SWITCHOVER 5")
+            assert "does not exist" in e.value.pgerror
+            cur.execute("PGPILOT DETACH 1")
+            with pytest.raises(psycopg2.Error) as e:
+                cur.execute("PGPILOT SWITCHOVER 1")
+            assert "not attached" in e.value.pgerror
+        conn.close()
+        assert primary_of(p) == 0
+        assert c.node(0).psql("SELECT pg_is_in_recovery()").strip() == "f"
+        assert not events(p, "switchover done")
+
+
+def test_switchover_with_open_transaction_waits_for_it():
+    """A transaction open when the switchover starts may finish (switchover_drain_timeout);
+    its commit lands on the old primary, and the session's next statement runs on the new."""
+    with Cluster(num_standbys=1) as c, \
+            Pgpilot(c, extra_conf=conf(switchover_drain_timeout=20)) as p:
+        setup_table(c.primary)
+        c.wait_replay()
+        tx = p.connect(connect_timeout=5)
+        with tx.cursor() as cur:
+            cur.execute("INSERT INTO acked (id) VALUES (-1)")  # transaction open
+        result = {}
+        th = threading.Thread(target=lambda: result.setdefault("r", _switchover(p, 1)))
+        th.start()
+        wait_for(lambda: events(p, "switchover"), 10, "switchover started")
+        time.sleep(1)
+        assert th.is_alive(), result  # still waiting for the open transaction
+        tx.commit()
+        th.join(timeout=60)
+        assert not th.is_alive()
+        with tx.cursor() as cur:
+            cur.execute("SELECT inet_server_port(), pg_is_in_recovery()")
+            port, rec = cur.fetchone()
+        tx.close()
+        assert (port, rec) == (c.node(1).port, False)
+        assert -1 in ids_on(c.node(1))
+        assert primary_of(p) == 1
