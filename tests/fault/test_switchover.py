@@ -147,3 +147,86 @@ def test_switchover_with_open_transaction_waits_for_it():
         assert (port, rec) == (c.node(1).port, False)
         assert -1 in ids_on(c.node(1))
         assert primary_of(p) == 1
+
+
+def test_switchover_from_pgpilotctl_and_http():
+    """The operator surfaces: `pgpilotctl switchover --to N` (admin port) and
+    POST /api/switchover (token), each a real switchover checked on the servers."""
+    import hashlib
+    import http.client
+    import json
+    import os
+
+    from harness import procs
+    from harness.pgpilot import FREE_PORT
+
+    admin, admin_pw, token = "opsadmin", "s3cret-admin", "sw-token"
+    with Cluster(num_standbys=1) as c:
+        p = Pgpilot(c, extra_conf=conf(admin_port=FREE_PORT, admin_users=admin,
+                                       pool_passwd="pool_passwd", http_port=FREE_PORT,
+                                       http_token=token), start=False)
+        with open(os.path.join(p.dir, "pool_passwd"), "w") as f:
+            f.write(f"{admin}:md5{hashlib.md5((admin_pw + admin).encode()).hexdigest()}\n")
+        p.start()
+        try:
+            setup_table(c.primary)
+            ctl = os.path.join(os.path.dirname(os.path.abspath(os.environ["PGPILOT_BIN"])),
+                               "pgpilotctl")
+            r = subprocess.run([ctl, "-p", str(p.ports["admin_port"]), "-U", admin, "--json",
+                                "switchover", "--to", "1"], capture_output=True, text=True,
+                               timeout=120, env=procs.clean_env(PGPASSWORD=admin_pw),
+                               stdin=subprocess.DEVNULL)
+            assert r.returncode == 0, r
+            assert json.loads(r.stdout)["ok"] is True, r.stdout
+            assert c.node(1).psql("SELECT pg_is_in_recovery()").strip() == "f"
+            assert c.node(0).psql("SELECT pg_is_in_recovery()").strip() == "t"
+            wait_for(lambda: wal_sender_port(c.node(0)) == (c.node(1).port, "streaming"), 30,
+                     "node 0 streaming from node 1")
+            p.psql("INSERT INTO acked (id) VALUES (1)")
+            conn = http.client.HTTPConnection("127.0.0.1", p.ports["http_port"], timeout=120)
+            conn.request("POST", "/api/switchover", body='{"node": 0}',
+                         headers={"Authorization": "Bearer " + token})
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            conn.close()
+            assert resp.status == 200, body
+            assert c.node(0).psql("SELECT pg_is_in_recovery()").strip() == "f"
+            wait_for(lambda: wal_sender_port(c.node(1)) == (c.node(0).port, "streaming"), 30,
+                     "node 1 streaming from node 0")
+            p.psql("INSERT INTO acked (id) VALUES (2)")
+            assert ids_on(c.node(0)) == {1, 2}
+            assert primary_of(p) == 0
+            # A bad target: exit code 1, nothing changes.
+            r = subprocess.run([ctl, "-p", str(p.ports["admin_port"]), "-U", admin,
+                                "switchover", "--to", "7"], capture_output=True, text=True,
+                               timeout=60, env=procs.clean_env(PGPASSWORD=admin_pw),
+                               stdin=subprocess.DEVNULL)
+            assert r.returncode == 1, r
+            assert primary_of(p) == 0
+        finally:
+            p.stop()
+
+
+def test_failed_switchover_leaves_the_old_primary_in_charge():
+    """A target that cannot catch up is abandoned before anything changes; a failing
+    switchover_command is rolled back. Either way node 0 stays the primary and takes writes."""
+    with Cluster(num_standbys=1) as c, \
+            Pgpilot(c, extra_conf=conf(switchover_timeout=3, switchover_command="exit 3")) as p:
+        setup_table(c.primary)
+        c.wait_replay()
+        c.node(1).psql("SELECT pg_wal_replay_pause()")
+        p.psql("INSERT INTO acked (id) VALUES (1)")
+        with pytest.raises(psycopg2.Error) as e:
+            _switchover(p, 1)
+        assert "did not replay up to the primary's position" in e.value.pgerror
+        c.node(1).psql("SELECT pg_wal_replay_resume()")
+        c.wait_replay()
+        with pytest.raises(psycopg2.Error) as e:
+            _switchover(p, 1)
+        assert "switchover_command failed (exit 3)" in e.value.pgerror
+        assert "primary: node 0" in e.value.pgerror
+        p.psql("INSERT INTO acked (id) VALUES (2)")
+        assert ids_on(c.node(0)) == {1, 2}
+        assert c.node(1).psql("SELECT pg_is_in_recovery()").strip() == "t"
+        assert primary_of(p) == 0
+        assert len(events(p, "switchover_failed")) == 2
