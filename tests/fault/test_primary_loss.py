@@ -75,3 +75,23 @@ def test_kill_primary_then_old_primary_restarts_then_second_failover():
         assert not read_only_errors(w3)
         assert len(events(p, "failover done")) == 2
         assert [n["status"] for n in pool_nodes(p).values()].count("up") == 1
+
+
+def test_idle_session_keeps_its_connection_and_settings_across_failover():
+    """ARCHITECTURE/issue 4: a session idle when the primary dies keeps its client
+    connection; its next statement runs on the new primary with its SET replayed."""
+    with Cluster(num_standbys=1) as c, Pgpilot(c, extra_conf=conf()) as p:
+        conn = p.connect(connect_timeout=5)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SET work_mem = '7MB'")
+            cur.execute("SELECT inet_server_port()")
+            assert cur.fetchone()[0] == c.node(0).port
+        c.node(0).kill(signal.SIGKILL)
+        wait_for(lambda: primary_of(p) == 1, 30, "node 1 promoted")
+        with conn.cursor() as cur:
+            cur.execute("SELECT inet_server_port(), pg_is_in_recovery(), "
+                        "current_setting('work_mem')")
+            assert cur.fetchone() == (c.node(1).port, False, "7MB")
+            cur.execute("CREATE TABLE after_failover (x int)")
+        conn.close()
