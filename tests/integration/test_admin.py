@@ -450,30 +450,7 @@ def test_ctl_sessions_status_and_commands(pilot):
     assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True, r
 
 
-def node_commands_available(p):
-    r = ctl(p, "attach", "0")  # the primary is up: a no-op when a controller answers
-    return "node commands are not available" not in r.stderr
-
-
-def test_ctl_node_commands_refused_until_the_controller_exists(pilot):
-    if node_commands_available(pilot):
-        pytest.skip("the failover controller answers node commands (tested below)")
-    for args in (["attach", "1"], ["detach", "1"], ["pcp_detach_node", "-n", "1"],
-                 ["promote", "1"], ["promote", "1", "--switchover"], ["switchover", "--to", "1"],
-                 ["pcp_promote_node", "-n", "1", "--force"]):
-        r = ctl(pilot, *args)
-        assert r.returncode == 1, (args, r)
-        assert "node commands are not available" in r.stderr and "0A000" in r.stderr, (args, r)
-    r = ctl(pilot, "--json", "attach", "1")
-    assert r.returncode == 1
-    assert json.loads(r.stdout) == {"ok": False, "sqlstate": "0A000",
-                                    "message": "node commands are not available"}
-
-
 def test_ctl_detach_and_attach_a_standby(pilot):
-    if not node_commands_available(pilot):
-        pytest.skip("no failover controller yet: node commands are refused (tested above)")
-
     def status_of(node):
         return {r["node_id"]: r["status"] for r in show(pilot, "pool_nodes")[1]}[node]
 
