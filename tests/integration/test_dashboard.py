@@ -2,9 +2,9 @@
 `playwright-core` through tests/integration/web/dashboard.js) against a live primary +
 2 standbys: the page shows the nodes as SHOW pool_nodes does and the live client sessions;
 node actions need the token and a confirmation (cancel sends nothing, no token is 401, a
-wrong one 403); a detach confirmed on the page is visible in SHOW pool_nodes (or, while
-node commands are not available, the page shows the refusal and nothing changes); events
-(a reload, a failover) appear in the timeline.
+wrong one 403); a detach confirmed on the page is visible in SHOW pool_nodes; a switchover
+confirmed on the page really switches the primary (checked on the servers); events (a
+reload, a failover, the switchover) appear in the timeline.
 
 playwright-core is installed into tests/integration/web/node_modules (gitignored) on first
 use. Set PGPILOT_DASHBOARD_PNG=docs/dashboard.png to refresh the screenshot in docs/."""
@@ -183,23 +183,9 @@ def test_actions_need_confirmation_and_token(pilot, page):
     assert pool_nodes(pilot)[2]["status"] == "up"
 
 
-def detach_through_page(pilot, page, node):
-    """Detach `node` on the page with the token; returns True when node commands work,
-    False when pgpilot refused them as not available (then nothing may change)."""
-    r = page.do(cmd="action", action="detach", node=node, token=TOKEN, confirm=True)
-    if r["toast"]["status"] == "error":
-        assert "HTTP 503" in r["toast"]["text"] and "not available" in r["toast"]["text"], r
-        assert pool_nodes(pilot)[node]["status"] == "up"
-        return False
-    assert r["toast"]["status"] == "ok", r
-    return True
-
-
 def test_detach_through_the_page(pilot, page):
-    if not detach_through_page(pilot, page, 2):
-        # Node commands are not wired in yet: the refusal is on the page and in the log.
-        pilot.wait_log(r"HTTP POST /api/nodes/2/detach from 127\.0\.0\.1: detach node 2")
-        return
+    r = page.do(cmd="action", action="detach", node=2, token=TOKEN, confirm=True)
+    assert r["toast"]["status"] == "ok", r
     wait_for(lambda: pool_nodes(pilot)[2]["status"] == "down")
     page.do(cmd="waitText", selector='[data-testid="status-2"]', text="down")
     page.do(cmd="waitText", selector="#events", text="detach")
@@ -218,15 +204,6 @@ def test_reload_shows_in_the_timeline(pilot, page):
 
 
 def test_failover_shows_in_the_timeline(pilot, make_cluster):
-    # Attaching a node that is up changes nothing; a 503 says node commands (and with them
-    # the failover controller) are not wired into this build yet.
-    status = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H",
-         f"Authorization: Bearer {TOKEN}",
-         f"http://127.0.0.1:{pilot.ports['http_port']}/api/nodes/1/attach"],
-        capture_output=True, text=True, timeout=30).stdout
-    if status == "503":
-        pytest.skip("node commands and failover are not available in this build yet")
     c = make_cluster(num_standbys=1)
     p = Pgpilot(c, extra_conf={"http_port": FREE_PORT, "http_token": TOKEN,
                                "sr_check_period": "1", "health_check_period": "1",
@@ -235,12 +212,35 @@ def test_failover_shows_in_the_timeline(pilot, make_cluster):
     try:
         pg.do(cmd="open", url=f"http://127.0.0.1:{p.ports['http_port']}/?interval=300")
         c.primary.kill()
-        pg.do(cmd="waitText", selector="#events", text="failover", wait_ms=60_000, timeout=70)
+        pg.do(cmd="waitText", selector="#events", text="failover done", wait_ms=60_000,
+              timeout=70)
         events = pg.do(cmd="events")["events"]
-        assert any(e["kind"].startswith("failover") for e in events), events
-        shown = {n["id"]: n for n in pg.do(cmd="nodes")["nodes"]}
-        assert shown[1]["role"] == "primary" or any(
-            e["failure"] for e in events), (shown, events)
+        assert any(e["kind"] == "failover_done" for e in events), events
+        wait_for(lambda: {n["id"]: n for n in pg.do(cmd="nodes")["nodes"]}[1]["role"]
+                 == "primary")
+        assert c.node(1).psql("SELECT pg_is_in_recovery()").strip() == "f"
+    finally:
+        pg.close()
+        p.stop()
+
+
+def test_switchover_through_the_page(pilot, make_cluster):
+    """The switchover selector and button, confirmed with the token: a real planned
+    switchover (checked on the servers) that shows up in the timeline."""
+    c = make_cluster(num_standbys=1)
+    p = Pgpilot(c, extra_conf={"http_port": FREE_PORT, "http_token": TOKEN,
+                               "sr_check_period": "1", "health_check_period": "1"})
+    pg = Page()
+    try:
+        pg.do(cmd="open", url=f"http://127.0.0.1:{p.ports['http_port']}/?interval=300")
+        r = pg.do(cmd="switchover", node=1, token=TOKEN, confirm=True, timeout=90)
+        assert r["toast"]["status"] == "ok", r
+        assert c.node(1).psql("SELECT pg_is_in_recovery()").strip() == "f"
+        assert c.node(0).psql("SELECT pg_is_in_recovery()").strip() == "t"
+        pg.do(cmd="waitText", selector="#events", text="switchover done", wait_ms=30_000,
+              timeout=40)
+        wait_for(lambda: {n["id"]: n for n in pg.do(cmd="nodes")["nodes"]}[0]["role"]
+                 == "standby")
     finally:
         pg.close()
         p.stop()
