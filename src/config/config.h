@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "config/redirect.h"
+
 namespace pgpilot::config {
 
 enum class BackendFlag { kAllowToFailover, kDisallowToFailover, kAlwaysPrimary };
@@ -142,8 +144,23 @@ struct Config {
   bool check_unlogged_table = true;
   std::chrono::milliseconds relcache_expire{0};  // catalog lookups kept this long; 0 = forever
   int delay_threshold = 0;  // bytes of replay lag that take a standby out of rotation; 0 = off
+  // pgpool 4.4+: replay lag in time (pg_stat_replication.replay_lag) that takes a standby out
+  // of rotation; when > 0 it replaces delay_threshold. 0 = off.
+  std::chrono::milliseconds delay_threshold_by_time{0};
   bool prefer_lower_delay_standby = false;
   bool causal_reads = false;  // ours: read-your-writes across nodes
+  // 'regex:primary|standby|node[(weight)],...': the session's load-balance node by
+  // application_name (startup packet) or database; app_name wins (config/redirect.h).
+  std::string app_name_redirect_preference_list;
+  std::vector<RedirectRule> app_name_redirect;
+  std::string database_redirect_preference_list;
+  std::vector<RedirectRule> database_redirect;
+  // Off (pgpool's default): a read that starts with a comment is not load balanced. On:
+  // comments are ignored; only the /*NO LOAD BALANCE*/ hint keeps a read on the primary.
+  bool allow_sql_comments = false;
+  // 'object:dependent,...' for disable_load_balance_on_write = dml_adaptive.
+  std::string dml_adaptive_object_relationship_list;
+  std::vector<ObjectRelation> dml_adaptive_relations;
 };
 
 // A problem found while loading: "file:line: message".

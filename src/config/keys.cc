@@ -327,6 +327,25 @@ Result setCheckTempTable(Config& c, const KeyDef& def, std::string_view v, const
   return {};
 }
 
+// app_name_redirect_preference_list / database_redirect_preference_list: the raw string
+// is kept for SHOW, the parsed rules (compiled regexes) for the sessions.
+template <std::string Config::*Raw, std::vector<RedirectRule> Config::*Rules>
+Result setRedirectList(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  auto rules = parseRedirectList(v);
+  if (!rules) return invalid(def.name, v, rules.error());
+  c.*Raw = std::string(v);
+  c.*Rules = std::move(*rules);
+  return {};
+}
+
+Result setObjectRelations(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
+  auto rel = parseObjectRelationList(v);
+  if (!rel) return invalid(def.name, v, rel.error());
+  c.dml_adaptive_object_relationship_list = std::string(v);
+  c.dml_adaptive_relations = std::move(*rel);
+  return {};
+}
+
 // ---- the table ----
 
 constexpr std::span<const std::string_view> kNoChoices{};
@@ -578,6 +597,10 @@ const std::array kKeys = std::to_array<KeyDef>({
      "A standby whose replay lags the primary by more than this many bytes gets no reads; 0 = "
      "off.",
      PG_INT(delay_threshold)},
+    {"delay_threshold_by_time", kDuration, kMs, 0, kIntMax, kReload, kPlain,
+     "A standby whose replay lags the primary by more than this time (pg_stat_replication."
+     "replay_lag) gets no reads; when > 0 it replaces delay_threshold. 0 = off.",
+     PG_DUR(delay_threshold_by_time)},
     {"prefer_lower_delay_standby", kBool, kNo, 0, 0, kReload, kPlain,
      "When a session's standby lags beyond delay_threshold, read from the least-lagging "
      "standby instead of choosing by weight.",
@@ -586,6 +609,24 @@ const std::array kKeys = std::to_array<KeyDef>({
      "After a session writes, its reads go to a standby only once it replayed the write; "
      "else to the primary.",
      PG_BOOL(causal_reads)},
+    {"app_name_redirect_preference_list", kString, kNo, 0, 0, kReload, kPlain,
+     "'regex:primary|standby|node id[(weight)],...': where sessions of a matching "
+     "application_name read; takes precedence over database_redirect_preference_list.",
+     &setRedirectList<&Config::app_name_redirect_preference_list, &Config::app_name_redirect>,
+     &showString<&Config::app_name_redirect_preference_list>, kNoChoices},
+    {"database_redirect_preference_list", kString, kNo, 0, 0, kReload, kPlain,
+     "'regex:primary|standby|node id[(weight)],...': where sessions on a matching database "
+     "read.",
+     &setRedirectList<&Config::database_redirect_preference_list, &Config::database_redirect>,
+     &showString<&Config::database_redirect_preference_list>, kNoChoices},
+    {"allow_sql_comments", kBool, kNo, 0, 0, kReload, kPlain,
+     "off: a read that starts with a comment goes to the primary; on: comments are ignored "
+     "(the /*NO LOAD BALANCE*/ hint still counts).",
+     PG_BOOL(allow_sql_comments)},
+    {"dml_adaptive_object_relationship_list", kString, kNo, 0, 0, kReload, kPlain,
+     "'object:dependent,...' (object may be func()): with dml_adaptive, a write to object "
+     "sends reads of dependent to the primary for the rest of the transaction.",
+     &setObjectRelations, &showString<&Config::dml_adaptive_object_relationship_list>, kNoChoices},
 });
 
 #undef PG_STR
@@ -753,11 +794,6 @@ constexpr auto kUnimplemented = std::to_array<std::string_view>({
     "replication_stop_on_mismatch",
     "failover_if_affected_tuples_mismatch",
     "ignore_leading_white_space",
-    "database_redirect_preference_list",
-    "app_name_redirect_preference_list",
-    "allow_sql_comments",
-    "dml_adaptive_object_relationship_list",
-    "delay_threshold_by_time",
     "relcache_query_target",
     // health check and failover
     "health_check_test",
