@@ -387,6 +387,7 @@ class ShapeLexer {
   bool comment() {
     if (p_ + 1 >= end_) return false;
     if (p_[0] == '-' && p_[1] == '-') {
+      if (!seen_token_) out_.leading_comment = true;
       while (p_ < end_ && *p_ != '\n') ++p_;
       return true;
     }
@@ -396,8 +397,12 @@ class ShapeLexer {
         out_.lex_error = true;
         return true;
       }
-      // allow_sql_comments semantics: only a comment before the first token is a hint.
-      if (!seen_token_ && isNoLoadBalanceHint(p_, e)) out_.no_load_balance = true;
+      // Only a comment before the first token is a hint (pgpool: the text must start
+      // with it; pgpilot also allows blanks and other comments before it).
+      if (!seen_token_) {
+        out_.leading_comment = true;
+        if (isNoLoadBalanceHint(p_, e)) out_.no_load_balance = true;
+      }
       p_ = e;
       return true;
     }

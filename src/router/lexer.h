@@ -33,6 +33,9 @@ struct Shape {
   uint64_t hash = 0;
   // A /*NO LOAD BALANCE*/ comment before the first token (pgpool-II hint).
   bool no_load_balance = false;
+  // Any comment (-- or /* */, the hint included) before the first token: with pgpool's
+  // allow_sql_comments = off such a read is not load balanced (policy.h).
+  bool leading_comment = false;
   // A top-level ';' followed by more tokens: the string holds several statements.
   bool multi_statement = false;
   // Unterminated quoted string, quoted identifier, dollar quote or block comment.

@@ -84,6 +84,7 @@ struct Policy::Compiled {
   RegexList primary_patterns;
   bool check_temp_table = true;
   bool check_unlogged_table = true;
+  bool allow_sql_comments = false;
 };
 
 Policy::Policy(std::unique_ptr<Compiled> compiled) : compiled_(std::move(compiled)) {}
@@ -105,6 +106,7 @@ std::expected<Policy, std::string> Policy::create(const PolicyConfig& config) {
   compiled->primary_patterns = std::move(*p);
   compiled->check_temp_table = config.check_temp_table;
   compiled->check_unlogged_table = config.check_unlogged_table;
+  compiled->allow_sql_comments = config.allow_sql_comments;
   return Policy(std::move(compiled));
 }
 
@@ -115,6 +117,15 @@ std::optional<bool> Policy::functionIsWriteByConfig(std::string_view function) c
   if (!compiled_->write_functions.empty()) return matches(compiled_->write_functions);
   if (!compiled_->read_only_functions.empty()) return !matches(compiled_->read_only_functions);
   return std::nullopt;
+}
+
+Route Policy::decide(const Classification& c, const Shape& shape, std::string_view sql,
+                     const CatalogView& catalog) const {
+  if (!shape.no_load_balance && shape.leading_comment && !compiled_->allow_sql_comments &&
+      c.kind == Classification::Kind::kRead && c.target == Target::kAny) {
+    return {Target::kPrimary, "read starts with a comment (allow_sql_comments = off)", false};
+  }
+  return decide(c, shape.no_load_balance, sql, catalog);
 }
 
 Route Policy::decide(const Classification& c, bool no_load_balance, std::string_view sql,

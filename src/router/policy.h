@@ -9,6 +9,8 @@
 //
 // Rules, in order (docs/routing.md explains each):
 //   1. /*NO LOAD BALANCE*/ hint                         -> primary
+//   1b. allow_sql_comments = off and a read starting with a comment
+//                                                        -> primary
 //   2. the classification says primary                  -> primary
 //   3. primary_routing_query_pattern_list matches       -> primary
 //   4. a called function is a write (function lists, else volatility from pg_proc)
@@ -21,7 +23,7 @@
 // std::shared_ptr<const Policy> with the config snapshot.
 //
 //   auto policy = Policy::create(cfg);  // std::expected<Policy, std::string>
-//   Route r = policy->decide(classification, shape.no_load_balance, sql, catalog);
+//   Route r = policy->decide(classification, shape, sql, catalog);
 #include <expected>
 #include <memory>
 #include <optional>
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "router/classifier.h"
+#include "router/lexer.h"
 
 namespace re2 {
 class RE2;
@@ -70,6 +73,11 @@ struct PolicyConfig {
   std::vector<std::string> primary_routing_query_pattern_list;
   bool check_temp_table = true;
   bool check_unlogged_table = true;
+  // pgpool-II's allow_sql_comments. Off (pgpool's default): a read whose text starts with
+  // a comment goes to the primary (pgpool only load-balances a SELECT whose text starts
+  // with the statement itself). On: comments are ignored; only the /*NO LOAD BALANCE*/
+  // hint keeps a read on the primary.
+  bool allow_sql_comments = false;
 };
 
 struct Route {
@@ -90,6 +98,9 @@ class Policy {
   ~Policy();
 
   Route decide(const Classification& c, bool no_load_balance, std::string_view sql,
+               const CatalogView& catalog) const;
+  // The same with the statement's Shape: also applies allow_sql_comments (rule 1b).
+  Route decide(const Classification& c, const Shape& shape, std::string_view sql,
                const CatalogView& catalog) const;
 
   // Whether a call of `function` counts as a write under the function lists alone;

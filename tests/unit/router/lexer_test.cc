@@ -167,6 +167,17 @@ TEST(Lexer, NoLoadBalanceHintOnlyWhenLeading) {
   EXPECT_EQ(h("/*NO LOAD BALANCE*/ SELECT 1"), h("SELECT 1"));
 }
 
+TEST(Lexer, LeadingComment) {
+  EXPECT_TRUE(lexShape("/* app=web */ SELECT 1").leading_comment);
+  EXPECT_TRUE(lexShape("-- tag\nSELECT 1").leading_comment);
+  EXPECT_TRUE(lexShape("  /*NO LOAD BALANCE*/ SELECT 1").leading_comment);
+  EXPECT_FALSE(lexShape("SELECT 1 /* trailing */").leading_comment);
+  EXPECT_FALSE(lexShape("SELECT /* inside */ 1 -- end").leading_comment);
+  EXPECT_FALSE(lexShape("SELECT '/* literal */'").leading_comment);
+  EXPECT_FALSE(lexShape("  SELECT 1").leading_comment);
+  EXPECT_EQ(h("/* x */ SELECT 1"), h("SELECT 1"));
+}
+
 TEST(Lexer, MultiStatement) {
   EXPECT_FALSE(lexShape("SELECT 1;").multi_statement);
   EXPECT_FALSE(lexShape("SELECT 1; -- done").multi_statement);

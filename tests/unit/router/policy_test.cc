@@ -155,6 +155,36 @@ TEST(Policy, HintAndClassificationComeFirst) {
   EXPECT_EQ(p->decide(classify("INSERT INTO t VALUES (1)"), false, "", cat).reason, "INSERT");
 }
 
+// allow_sql_comments (pgpool): off, a read starting with a comment is not load balanced;
+// on, comments are ignored and only the hint counts. Writes are primary either way.
+TEST(Policy, AllowSqlComments) {
+  Catalog cat;
+  auto decide = [&](bool allow, std::string_view sql) {
+    PolicyConfig cfg;
+    cfg.allow_sql_comments = allow;
+    auto p = Policy::create(cfg);
+    EXPECT_TRUE(p.has_value());
+    return p->decide(classify(sql), lexShape(sql), sql, cat);
+  };
+  EXPECT_FALSE(PolicyConfig{}.allow_sql_comments);  // pgpool's default
+  Route r = decide(false, "/* app=web */ SELECT 1");
+  EXPECT_EQ(r.target, Target::kPrimary);
+  EXPECT_EQ(r.reason, "read starts with a comment (allow_sql_comments = off)");
+  EXPECT_EQ(decide(false, "-- tag\nSELECT 1").target, Target::kPrimary);
+  EXPECT_EQ(decide(false, "SELECT 1 /* trailing */").target, Target::kAny);
+  EXPECT_EQ(decide(false, "SELECT /* inside */ 1").target, Target::kAny);
+  EXPECT_EQ(decide(true, "/* app=web */ SELECT 1").target, Target::kAny);
+  EXPECT_EQ(decide(true, "-- tag\nSELECT 1").target, Target::kAny);
+  r = decide(true, "/*NO LOAD BALANCE*/ SELECT 1");
+  EXPECT_EQ(r.target, Target::kPrimary);
+  EXPECT_EQ(r.reason, "/*NO LOAD BALANCE*/ hint");
+  EXPECT_EQ(decide(false, "/*NO LOAD BALANCE*/ SELECT 1").reason, "/*NO LOAD BALANCE*/ hint");
+  // Only reads are affected: transaction control and SET keep their routing.
+  EXPECT_EQ(decide(false, "/* c */ BEGIN").target, Target::kAny);
+  EXPECT_EQ(decide(false, "/* c */ SET search_path = a").target, Target::kAny);
+  EXPECT_EQ(decide(true, "/* c */ INSERT INTO t VALUES (1)").target, Target::kPrimary);
+}
+
 TEST(Policy, EmptyCatalogIsConservative) {
   EmptyCatalog empty;
   auto p = Policy::create(PolicyConfig{});

@@ -24,6 +24,7 @@ struct Case {
   Target expected = Target::kAny;
   std::string sql;
   std::string why;
+  bool allow_sql_comments = false;  // the policy setting in force for this case
 };
 
 class MockCatalog : public CatalogView {
@@ -57,6 +58,7 @@ std::vector<std::string> splitTabs(const std::string& line) {
 
 // Parses the file; ADD_FAILUREs on malformed lines.
 std::vector<Case> loadCases(const std::string& path, MockCatalog& catalog) {
+  bool allow_sql_comments = false;
   std::ifstream in(path);
   EXPECT_TRUE(in.good()) << "cannot open " << path;
   std::vector<Case> cases;
@@ -72,6 +74,8 @@ std::vector<Case> loadCases(const std::string& path, MockCatalog& catalog) {
         catalog.temp.insert(name);
       } else if (what == "unlogged") {
         catalog.unlogged.insert(name);
+      } else if (what == "allow_sql_comments" && (name == "on" || name == "off")) {
+        allow_sql_comments = name == "on";
       } else {
         ADD_FAILURE() << path << ":" << n << ": bad declaration: " << line;
       }
@@ -92,6 +96,7 @@ std::vector<Case> loadCases(const std::string& path, MockCatalog& catalog) {
     c.expected = f[0] == "any" ? Target::kAny : Target::kPrimary;
     c.sql = f[1];
     c.why = f.size() > 2 ? f[2] : "";
+    c.allow_sql_comments = allow_sql_comments;
     if (c.why.empty()) ADD_FAILURE() << path << ":" << n << ": case without '# why'";
     cases.push_back(std::move(c));
   }
@@ -104,15 +109,22 @@ TEST(RoutingCases, EveryCaseRoutesAsExpected) {
   std::vector<Case> cases = loadCases(path, catalog);
   EXPECT_GE(cases.size(), 150u);
 
-  auto policy = Policy::create(PolicyConfig{});
-  ASSERT_TRUE(policy.has_value()) << policy.error();
+  auto policy_off = Policy::create(PolicyConfig{});
+  ASSERT_TRUE(policy_off.has_value()) << policy_off.error();
+  PolicyConfig with_comments;
+  with_comments.allow_sql_comments = true;
+  auto policy_on = Policy::create(with_comments);
+  ASSERT_TRUE(policy_on.has_value()) << policy_on.error();
+  int with_comments_cases = 0;
   ClassificationCache cache(64);  // small: exercises eviction too
 
   int failures = 0;
   for (const Case& c : cases) {
+    const Policy* policy = c.allow_sql_comments ? &*policy_on : &*policy_off;
+    with_comments_cases += c.allow_sql_comments;
     Shape shape = lexShape(c.sql);
     Classification direct = classify(c.sql);
-    Route route = policy->decide(direct, shape.no_load_balance, c.sql, catalog);
+    Route route = policy->decide(direct, shape, c.sql, catalog);
     if (route.target != c.expected) {
       ++failures;
       ADD_FAILURE() << path << ":" << c.line << ": expected " << targetName(c.expected) << ", got "
@@ -123,7 +135,7 @@ TEST(RoutingCases, EveryCaseRoutesAsExpected) {
     // shape with an earlier case.
     for (int pass = 0; pass < 2; ++pass) {
       ClassificationCache::Result r = cache.classify(c.sql);
-      Route cached = policy->decide(*r.classification, r.shape.no_load_balance, c.sql, catalog);
+      Route cached = policy->decide(*r.classification, r.shape, c.sql, catalog);
       if (cached.target != route.target) {
         ++failures;
         ADD_FAILURE() << path << ":" << c.line << ": cached route " << targetName(cached.target)
@@ -133,6 +145,7 @@ TEST(RoutingCases, EveryCaseRoutesAsExpected) {
     }
   }
   EXPECT_EQ(failures, 0);
+  EXPECT_GT(with_comments_cases, 0);  // both allow_sql_comments settings are covered
   std::printf("routing cases: %zu, cache hits %llu, misses %llu\n", cases.size(),
               static_cast<unsigned long long>(cache.hits()),
               static_cast<unsigned long long>(cache.misses()));
