@@ -50,6 +50,15 @@ void showPoolNodes(const AdminContext& ctx, std::string& out) {
                   : 0;
     const bool is_primary = n.backend.id == ctx.topology->primary;
     std::string role = std::string(cluster::roleName(n.role));
+    // pgpool 4.4+: with delay_threshold_by_time the delay is shown in seconds (the
+    // primary's replay_lag, cluster/lag_monitor.h; 0 when unknown).
+    const bool by_time = ctx.config && ctx.config->delay_threshold_by_time.count() > 0;
+    std::string delay =
+        by_time
+            ? fmt::format(
+                  "{:.6f}",
+                  ctx.state ? ctx.state->replicationLagSeconds(n.backend.id).value_or(0.0) : 0.0)
+            : std::to_string(n.replication_delay);
     std::vector<std::optional<std::string>> row = {
         std::to_string(n.backend.id),
         n.backend.hostname,
@@ -61,7 +70,7 @@ void showPoolNodes(const AdminContext& ctx, std::string& out) {
         std::string(cluster::roleName(n.pg_role)),
         std::to_string(selects),
         n.backend.id == ctx.session_node ? "true" : "false",
-        std::to_string(n.replication_delay),
+        std::move(delay),
         n.replication_state,
         n.replication_sync_state,
         formatTime(n.last_status_change)};

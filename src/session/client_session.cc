@@ -584,8 +584,11 @@ net::Task<void> ClientSession::clientPump() {
           if (!co_await flush() || !co_await waitIdle()) co_return;
           Routed r = co_await beforeStatement();
           if (r == Routed::kForward && lb_) {
-            r = step.type == fe::kFunctionCall ? co_await routeFunctionCall()
-                                               : co_await routeBatch(data.substr(pos));
+            if (step.type == fe::kFunctionCall) {
+              r = co_await routeFunctionCall();
+            } else {
+              r = co_await routeBatch(data.substr(pos));
+            }
           }
           if (r != Routed::kForward || server_finished_ || !server_) co_return;
           stmt_error_ = false;

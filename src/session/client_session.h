@@ -101,6 +101,7 @@ class ClientSession {
     bool parse_error = false;
     std::string object_name;
     std::vector<std::string> relations;  // dml_adaptive only
+    std::vector<std::string> functions;  // dml_adaptive only
   };
 
   // A protocol-level prepared statement and the nodes that have it.
@@ -164,6 +165,11 @@ class ClientSession {
   net::Task<int> primaryOrWait();
   int chooseLbNode(const cluster::Topology& topo);
   bool eligible(const cluster::NodeState& n) const;
+  bool inRotation(const cluster::NodeState& n) const;
+  bool lagging(const cluster::NodeState& n) const;
+  double lagOf(const cluster::NodeState& n) const;
+  const config::RedirectRule* redirectRule();
+  void markWritten(const Facts& f);
   bool forcePrimaryForReads() const;
   void settle();
   void endTx(bool committed);
@@ -219,6 +225,8 @@ class ClientSession {
   // ---- routing state (load_balance_mode) ----
   bool lb_ = false;  // routing on: load_balance_mode with more than one node
   int lb_node_ = -1;
+  const config::RedirectRule* redirect_ = nullptr;  // into *cfg_
+  bool redirect_known_ = false;
   int stmt_node_ = -1;        // node of the last routed statement (select_cnt)
   bool tx_open_ = false;      // a transaction block the session knows how it began
   bool tx_deferred_ = false;  // BEGIN answered by pgpilot, not yet sent to any node

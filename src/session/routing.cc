@@ -11,6 +11,7 @@
 
 #include "common/sql_quote.h"
 #include "protocol/extended.h"
+#include "router/balance.h"
 #include "session/client_session.h"
 
 namespace pgpilot::session {
@@ -296,7 +297,7 @@ net::Task<ClientSession::Routed> ClientSession::beforeStatement() {
     }
     if (lb_node_ >= 0) {
       const cluster::NodeState* n = topo->find(lb_node_);
-      if (!n || !eligible(*n)) lb_node_ = -1;
+      if (!n || !inRotation(*n)) lb_node_ = -1;
     }
   }
   if (active_lost_ && active_) {
@@ -346,39 +347,69 @@ net::Task<int> ClientSession::primaryOrWait() {
   co_return usable(*topo) ? topo->primary : -1;
 }
 
-bool ClientSession::eligible(const cluster::NodeState& n) const {
-  if (n.status != cluster::NodeStatus::kUp || n.backend.weight <= 0) return false;
+// delay_threshold_by_time (when > 0, pgpool 4.4+) or delay_threshold: a standby replaying
+// too far behind leaves the rotation until it catches up. The monitors refresh both every
+// sr_check_period: replication_delay (bytes) in the topology, the replay_lag in seconds in
+// ClusterState (cluster/lag_monitor.h; unknown counts as not lagging, as in pgpool).
+double ClientSession::lagOf(const cluster::NodeState& n) const {
+  if (cfg_->delay_threshold_by_time.count() > 0) {
+    return shared_.cluster->replicationLagSeconds(n.backend.id).value_or(0.0);
+  }
+  return static_cast<double>(n.replication_delay);
+}
+
+bool ClientSession::lagging(const cluster::NodeState& n) const {
+  if (n.role != cluster::Role::kStandby) return false;
+  if (cfg_->delay_threshold_by_time.count() > 0) {
+    return lagOf(n) * 1000.0 > static_cast<double>(cfg_->delay_threshold_by_time.count());
+  }
+  return cfg_->delay_threshold > 0 &&
+         n.replication_delay > static_cast<uint64_t>(cfg_->delay_threshold);
+}
+
+// Up, role known, not lagging, reachable: a read may go there (a redirect rule may name it
+// even with backend_weight 0).
+bool ClientSession::inRotation(const cluster::NodeState& n) const {
+  if (n.status != cluster::NodeStatus::kUp) return false;
   if (std::find(bad_nodes_.begin(), bad_nodes_.end(), n.backend.id) != bad_nodes_.end()) {
     return false;
   }
-  if (n.role == cluster::Role::kStandby) {
-    // delay_threshold: a standby replaying too far behind leaves the rotation until it
-    // catches up (the monitor refreshes replication_delay every sr_check_period).
-    return cfg_->delay_threshold <= 0 ||
-           n.replication_delay <= static_cast<uint64_t>(cfg_->delay_threshold);
-  }
+  if (n.role == cluster::Role::kStandby) return !lagging(n);
   return n.role == cluster::Role::kPrimary;
 }
 
+bool ClientSession::eligible(const cluster::NodeState& n) const {
+  return n.backend.weight > 0 && inRotation(n);
+}
+
+// The session's app_name / database redirect rule (pgpool: the application_name of the
+// startup packet only; app_name_redirect_preference_list wins).
+const config::RedirectRule* ClientSession::redirectRule() {
+  if (!redirect_known_) {
+    redirect_known_ = true;
+    if (!info_.application_name.empty()) {
+      redirect_ = config::matchRedirect(cfg_->app_name_redirect, info_.application_name);
+    }
+    if (!redirect_) redirect_ = config::matchRedirect(cfg_->database_redirect, info_.database);
+  }
+  return redirect_;
+}
+
 int ClientSession::chooseLbNode(const cluster::Topology& topo) {
-  double total = 0;
+  std::vector<router::LbCandidate> nodes;
+  nodes.reserve(topo.nodes.size());
   for (const auto& n : topo.nodes) {
-    if (eligible(n)) total += n.backend.weight;
+    if (inRotation(n)) {
+      nodes.push_back({n.backend.id, n.backend.weight, n.backend.id == topo.primary});
+    }
   }
-  if (total <= 0) {
-    const cluster::NodeState* p = topo.primaryNode();
-    return p && p->status == cluster::NodeStatus::kUp ? p->backend.id : -1;
-  }
-  std::uniform_real_distribution<double> dist(0.0, total);
-  double x = dist(worker_.rng());
-  int last = -1;
-  for (const auto& n : topo.nodes) {
-    if (!eligible(n)) continue;
-    last = n.backend.id;
-    if (x < n.backend.weight) return n.backend.id;
-    x -= n.backend.weight;
-  }
-  return last;
+  std::uniform_real_distribution<double> dist(0.0, 1.0);
+  const double u_rule = dist(worker_.rng());
+  const double u_pick = dist(worker_.rng());
+  const int node = router::chooseLoadBalanceNode(nodes, redirectRule(), u_rule, u_pick);
+  if (node >= 0) return node;
+  const cluster::NodeState* p = topo.primaryNode();
+  return p && p->status == cluster::NodeStatus::kUp ? p->backend.id : -1;
 }
 
 int ClientSession::readNode() {
@@ -389,13 +420,13 @@ int ClientSession::readNode() {
   }
   if (lb_node_ >= 0) {
     const cluster::NodeState* n = topo->find(lb_node_);
-    if (n && eligible(*n)) return lb_node_;
+    if (n && inRotation(*n)) return lb_node_;
     if (n && lb_node_ != topo->primary && cfg_->prefer_lower_delay_standby) {
       // Out of rotation: the least-lagging standby still in rotation.
       const cluster::NodeState* best = nullptr;
       for (const auto& c : topo->nodes) {
         if (c.role == cluster::Role::kStandby && eligible(c) &&
-            (!best || c.replication_delay < best->replication_delay)) {
+            (!best || lagOf(c) < lagOf(*best))) {
           best = &c;
         }
       }
@@ -422,7 +453,8 @@ net::Task<int> ClientSession::readNodeCausal() {
     return std::strtoull(r->rows[0][0]->c_str(), nullptr, 10);
   };
   if (causal_pending_) {
-    Backend* p = primary >= 0 ? co_await backendFor(primary) : nullptr;
+    Backend* p = nullptr;
+    if (primary >= 0) p = co_await backendFor(primary);
     if (!p) co_return node;  // no primary (failover): nothing newer can be read anywhere
     if (p == active_) co_await stopPump();
     auto lsn =
@@ -493,7 +525,7 @@ net::Task<std::optional<ClientSession::Facts>> ClientSession::classifyStatement(
   auto res = worker_.classCache().classify(sql);
   const router::Classification* c = res.classification;
   SessionCatalog view(worker_.catalog(), catalog_ctx_);
-  router::Route route = policy.decide(*c, res.shape.no_load_balance, sql, view);
+  router::Route route = policy.decide(*c, res.shape, sql, view);
   std::optional<router::Classification> copy;
   if (route.needs_catalog) {
     // Look the names up on the primary; the cache entry may change meanwhile: keep a copy.
@@ -501,12 +533,12 @@ net::Task<std::optional<ClientSession::Facts>> ClientSession::classifyStatement(
     const bool looked_up = co_await lookupCatalog(copy->functions, copy->relations);
     c = &*copy;
     if (looked_up) {
-      route = policy.decide(*c, res.shape.no_load_balance, sql, view);
+      route = policy.decide(*c, res.shape, sql, view);
     } else {
       // No primary to ask (failover): decide as if the names were plain read-only ones. A
       // standby can only refuse such a statement (read-only transaction, unlogged table
       // during recovery); it cannot run a write.
-      route = policy.decide(*c, res.shape.no_load_balance, sql, router::PermissiveCatalog{});
+      route = policy.decide(*c, res.shape, sql, router::PermissiveCatalog{});
     }
   }
   Facts f;
@@ -523,7 +555,10 @@ net::Task<std::optional<ClientSession::Facts>> ClientSession::classifyStatement(
   f.multi = c->statement_count > 1;
   f.parse_error = c->parse_error;
   if (!c->object_name.empty()) f.object_name = c->object_name;
-  if (cfg_->disable_load_balance_on_write == "dml_adaptive") f.relations = c->relations;
+  if (cfg_->disable_load_balance_on_write == "dml_adaptive") {
+    f.relations = c->relations;
+    f.functions = c->functions;
+  }
   co_return f;
 }
 
@@ -598,6 +633,9 @@ bool ClientSession::forcePrimaryInTx(const Facts& f) const {
   if (mode == "dml_adaptive") {
     for (const std::string& r : f.relations) {
       if (tx_written_.contains(r)) return true;
+      // A dependent configured unqualified matches a qualified use.
+      const size_t dot = r.rfind('.');
+      if (dot != std::string::npos && tx_written_.contains(r.substr(dot + 1))) return true;
     }
   }
   return false;
@@ -606,6 +644,33 @@ bool ClientSession::forcePrimaryInTx(const Facts& f) const {
 bool ClientSession::forcePrimaryForReads() const {
   return pin_primary_ || default_serializable_ ||
          (cfg_->disable_load_balance_on_write == "always" && wrote_session_);
+}
+
+// dml_adaptive: the relations a write names, and what dml_adaptive_object_relationship_list
+// says depends on them or on the functions it calls ("func()"), count as written for the
+// rest of the block. Names match as written or unqualified.
+void ClientSession::markWritten(const Facts& f) {
+  auto unqualified = [](std::string_view name) {
+    size_t dot = name.rfind('.');
+    return dot == std::string_view::npos ? name : name.substr(dot + 1);
+  };
+  auto same = [&](std::string_view configured, std::string_view used) {
+    return configured == used || configured == unqualified(used);
+  };
+  for (const std::string& r : f.relations) {
+    tx_written_.insert(r);
+    for (const config::ObjectRelation& rel : cfg_->dml_adaptive_relations) {
+      if (same(rel.object, r)) tx_written_.insert(rel.dependent);
+    }
+  }
+  for (const std::string& fn : f.functions) {
+    for (const config::ObjectRelation& rel : cfg_->dml_adaptive_relations) {
+      if (rel.object.size() > 2 && rel.object.ends_with("()") &&
+          same(std::string_view(rel.object).substr(0, rel.object.size() - 2), fn)) {
+        tx_written_.insert(rel.dependent);
+      }
+    }
+  }
 }
 
 net::Task<ClientSession::Routed> ClientSession::routeQuery(std::string_view sql) {
@@ -643,10 +708,14 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
         // Deferred: the block starts on the node of its first statement, so a transaction
         // that writes never touches a standby and one that only reads never the primary.
         tx_deferred_ = true;
-        co_return co_await answerLocally("BEGIN", 'T') ? Routed::kAnswered : Routed::kFailed;
+        const bool answered = co_await answerLocally("BEGIN", 'T');
+        co_return answered ? Routed::kAnswered : Routed::kFailed;
       }
-      node = (tx_primary_only_ || forcePrimaryForReads()) ? co_await primaryOrWait()
-                                                          : co_await readNodeCausal();
+      if (tx_primary_only_ || forcePrimaryForReads()) {
+        node = co_await primaryOrWait();
+      } else {
+        node = co_await readNodeCausal();
+      }
     } else if (f.session_state && (!sessionKind(f.kind) || f.multi)) {
       // LISTEN, temporary tables, advisory locks, LOAD, WITH HOLD cursors, set_config():
       // state that cannot be replayed elsewhere. The session stays on the primary.
@@ -679,7 +748,11 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
     } else if (f.kind == Kind::kExecute) {
       auto it = sql_prepared_.find(f.object_name);
       const bool read = it != sql_prepared_.end() && it->second == Target::kAny;
-      node = read && !forcePrimaryForReads() ? co_await readNodeCausal() : co_await primaryOrWait();
+      if (read && !forcePrimaryForReads()) {
+        node = co_await readNodeCausal();
+      } else {
+        node = co_await primaryOrWait();
+      }
       if (!read) {
         wrote_session_ = true;
         causal_pending_ = true;
@@ -769,8 +842,11 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
       if (tx_joinable_) tx_log_.emplace_back(sql);
       co_return co_await sendTo(node, false);
     }
-    node = (tx_primary_only_ || forcePrimaryInTx(f)) ? co_await primaryOrWait()
-                                                     : co_await readNodeCausal();
+    if (tx_primary_only_ || forcePrimaryInTx(f)) {
+      node = co_await primaryOrWait();
+    } else {
+      node = co_await readNodeCausal();
+    }
     if (node < 0) co_return co_await cannotRoute("no node is up");
     Routed r = co_await sendTo(node, true);
     tx_log_.emplace_back(sql);
@@ -805,7 +881,7 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
       tx_wrote_ = true;
       wrote_in_tx_once_ = true;
       wrote_session_ = true;
-      for (const std::string& r : f.relations) tx_written_.insert(r);
+      markWritten(f);
     }
   } else if (has_node && tx_home_ >= 0 && findBackend(tx_home_) && findBackend(tx_home_)->in_tx) {
     node = tx_home_;

@@ -229,6 +229,7 @@ const router::Policy* Worker::policy(const std::shared_ptr<const config::Config>
       router::splitPatternList(cfg->primary_routing_query_pattern_list);
   pc.check_temp_table = cfg->check_temp_table;
   pc.check_unlogged_table = cfg->check_unlogged_table;
+  pc.allow_sql_comments = cfg->allow_sql_comments;
   auto policy = router::Policy::create(pc);
   if (policy) {
     policy_.emplace(std::move(*policy));
