@@ -13,6 +13,12 @@ data directory (`node0` = the first primary, `standby1`, `standby2`, ...), its s
 `pg_basebackup -R -X stream -c fast` copies streaming from the primary with
 application_name=standbyN, so `synchronous_standby_names` can name them.
 
+primary_netns (a harness.netns.NetNs) puts node 0 in that network namespace: pg_ctl runs
+under `ip netns exec`, the server listens on the namespace's address (node0.host), pg_hba
+admits the veth subnet, and the standbys stream from that address, so a fault on the
+namespace's link cuts node 0 off from pgpilot and the standbys alike. Unix sockets (what
+Node.psql uses) still reach it.
+
 Every wait is bounded (`timeout`, default 30 s) and raises HarnessError with the tail of
 the server logs. stop() works after a partial start and is idempotent; a reaper process
 cleans up if the test process dies without calling it.
@@ -100,6 +106,7 @@ class Node:
         self.index = index
         self.name = name  # also its application_name when streaming
         self.host = "127.0.0.1"
+        self.netns = None  # a harness.netns.NetNs when the node runs in one
         self.port = None
         self.datadir = os.path.join(cluster.dir, name)
         self.logfile = os.path.join(cluster.dir, f"{name}.log")
@@ -154,7 +161,7 @@ class Node:
     def _pg_ctl(self, *args, timeout=DEFAULT_TIMEOUT):
         try:
             return self.cluster._run_pg([f"{PG_BIN}/pg_ctl", "-D", self.datadir, *args],
-                                        timeout=timeout + 15)
+                                        timeout=timeout + 15, netns=self.netns)
         except subprocess.TimeoutExpired as e:
             raise HarnessError(f"{self.name}: pg_ctl {' '.join(args)} hung\n"
                                + self.log_tail()) from e
@@ -295,13 +302,14 @@ class Cluster:
     """
 
     def __init__(self, num_standbys=2, sync_standby_names=None, extra_conf=None, auth="trust",
-                 password=None, timeout=DEFAULT_TIMEOUT):
+                 password=None, timeout=DEFAULT_TIMEOUT, primary_netns=None):
         self.num_standbys = num_standbys
         self.sync_standby_names = sync_standby_names
         self.extra_conf = extra_conf
         self.auth = auth
         self.password = password if password is not None or auth == "trust" else "postgres"
         self.timeout = timeout
+        self.primary_netns = primary_netns
         self.dir = None
         self.nodes = []
         self.primary_index = 0
@@ -399,12 +407,19 @@ class Cluster:
         return lsn
 
     # ---- internals ----
-    def _run_pg(self, cmd, timeout, check=False):
-        """Runs a PostgreSQL program as the postgres user (we may be root)."""
+    def _run_pg(self, cmd, timeout, check=False, netns=None):
+        """Runs a PostgreSQL program as the postgres user (we may be root); inside `netns`
+        (root only) when given."""
+        user = procs.as_pg_user_kwargs()
+        if netns is not None:
+            uid, gid = procs.pg_user_ids()
+            cmd = [*netns.exec_prefix(), "setpriv", f"--reuid={uid}", f"--regid={gid}",
+                   "--clear-groups", "--", *cmd]
+            user = {}
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               cwd=self.dir, stdin=subprocess.DEVNULL,
                               env=procs.clean_env(HOME=self.dir, LC_ALL="C.UTF-8"),
-                              check=check, **procs.as_pg_user_kwargs())
+                              check=check, **user)
 
     def _make_dir(self):
         procs.become_subreaper()
@@ -417,6 +432,10 @@ class Cluster:
     def _init_primary(self):
         node = Node(self, 0, "node0")
         self.nodes.append(node)
+        ns = self.primary_netns
+        if ns is not None:
+            node.netns = ns
+            node.host = ns.inner_addr
         cmd = [f"{PG_BIN}/initdb", "-D", node.datadir, "-E", "UTF8", "--locale=C.UTF-8",
                "-U", "postgres", "--auth-local=trust", f"--auth-host={self.auth}", "-N"]
         pwfile = None
@@ -436,8 +455,14 @@ class Cluster:
             original = f.read()
         with open(hba, "w") as f:
             f.write("# pgpilot test harness: replication from loopback needs no password\n"
-                    "host replication all 127.0.0.1/32 trust\n" + original)
+                    "host replication all 127.0.0.1/32 trust\n")
+            if ns is not None:
+                f.write(f"host replication all {ns.subnet} trust\n"
+                        f"host all all {ns.subnet} {self.auth}\n")
+            f.write(original)
         node.append_conf(self._base_conf())
+        if ns is not None:
+            node.append_conf({"listen_addresses": node.host})
         node.append_conf(self.extra_conf)
         node.set_port(free_port())
         node.start(self.timeout)
@@ -470,7 +495,7 @@ class Cluster:
         node = Node(self, i, f"standby{i}")
         self.nodes.append(node)
         p = self.nodes[0]
-        conninfo = (f"host=127.0.0.1 port={p.port} user=postgres "
+        conninfo = (f"host={p.host} port={p.port} user=postgres "
                     f"application_name={node.name}")
         if self.password is not None:
             conninfo += f" password={_conninfo_value(self.password)}"
@@ -489,5 +514,7 @@ class Cluster:
             text = re.sub(r"(?m)^primary_conninfo\s*=.*\n", "", f.read())
         with open(auto, "w") as f:
             f.write(text + f"primary_conninfo = {_conf_value(conninfo)}\n")
+        if p.netns is not None:  # the copied postgresql.conf listens on the namespace's address
+            node.append_conf({"listen_addresses": node.host})
         node.set_port(free_port())
         node.start(self.timeout)
