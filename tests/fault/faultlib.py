@@ -108,6 +108,12 @@ def ids_on(node):
     return {int(x) for x in out.split()} if out.strip() else set()
 
 
+def own_ids(node):
+    """Ids of the rows `node` wrote itself (the acked table records the server's port)."""
+    out = node.psql(f"SELECT id FROM acked WHERE port = {int(node.port)} ORDER BY id")
+    return {int(x) for x in out.split()} if out.strip() else set()
+
+
 class Writer:
     """Inserts increasing ids through pgpilot, one autocommit statement at a time, and
     records what was acknowledged, what failed (time, SQLSTATE) and when. A failed
