@@ -15,8 +15,8 @@ from harness import netns
 from harness.cluster import Cluster
 from harness.pgpilot import Pgpilot
 
-from faultlib import (Writer, conf, events, ids_on, pool_nodes, primary_of, read_only_errors,
-                      report, setup_table, wait_for, wal_sender_port)
+from faultlib import (Writer, conf, events, ids_on, own_ids, pool_nodes, primary_of,
+                      read_only_errors, report, setup_table, wait_for, wal_sender_port)
 
 SYNC = "FIRST 1 (standby1, standby2)"
 
@@ -31,12 +31,6 @@ def ns():
         yield n
     finally:
         n.close()
-
-
-def _own_ids(node):
-    """Ids of the rows this node wrote itself (the acked table records the server port)."""
-    out = node.psql(f"SELECT id FROM acked WHERE port = {node.port} ORDER BY id")
-    return {int(x) for x in out.split()} if out.strip() else set()
 
 
 def _check_one_writer(c, w, final):
@@ -97,7 +91,7 @@ def _partition(ns, cut, name):
         # The writer's ids increase: every row the old primary holds comes before the first
         # row written on the new one, and nothing acknowledged after the failover is on it.
         old_rows = ids_on(c.node(0))
-        assert max(old_rows) < min(_own_ids(c.node(new))), "the old primary took writes"
+        assert max(old_rows) < min(own_ids(c.node(new))), "the old primary took writes"
         assert not ({i for i, t in w.acked if t > t_new} & old_rows)
         healed = {i for i, t in w.acked if t > t_heal}
         assert healed and healed <= ids_on(c.node(new))
