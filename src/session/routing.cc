@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "common/sql_quote.h"
 #include "protocol/extended.h"
@@ -248,9 +249,15 @@ void ClientSession::trackSessionState(std::string_view sql) {
   while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\n' || sql[i] == '\t' || sql[i] == '\r')) {
     ++i;
   }
-  if (i < sql.size()) {
-    const char c0 = static_cast<char>(sql[i] | 0x20);
-    if (c0 != 's' && c0 != 'r' && c0 != 'd' && c0 != 'p' && sql[i] != '/' && sql[i] != '-') {
+  // The first word decides, without lexing the statement (this runs for every statement
+  // of every primary-only session): only a leading comment needs the lexer to find it.
+  if (i < sql.size() && sql[i] != '/' && sql[i] != '-') {
+    size_t e = i;
+    while (e < sql.size() && std::isalpha(static_cast<unsigned char>(sql[e]))) ++e;
+    const std::string_view w = sql.substr(i, e - i);
+    if (!(router::keywordEquals(w, "set") || router::keywordEquals(w, "reset") ||
+          router::keywordEquals(w, "discard") || router::keywordEquals(w, "prepare") ||
+          router::keywordEquals(w, "deallocate"))) {
       return;
     }
   }
