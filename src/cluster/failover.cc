@@ -52,8 +52,8 @@ FailoverController::~FailoverController() = default;
 
 // ---- configuration helpers ----
 
-milliseconds FailoverController::probePeriod() const {
-  milliseconds p = cfg_->health_check_period;
+milliseconds FailoverController::probePeriod(int id) const {
+  milliseconds p = config::healthCheckSettings(*cfg_, id).period;
   if (p.count() <= 0 || (cfg_->sr_check_period.count() > 0 && cfg_->sr_check_period < p)) {
     p = cfg_->sr_check_period;
   }
@@ -62,26 +62,27 @@ milliseconds FailoverController::probePeriod() const {
   return p.count() > 0 ? p : milliseconds(10000);
 }
 
-milliseconds FailoverController::probeTimeout() const {
-  return cfg_->health_check_timeout.count() > 0 ? cfg_->health_check_timeout
-                                                : cfg_->connect_timeout;
+milliseconds FailoverController::probeTimeout(int id) const {
+  const config::HealthCheckSettings hc = config::healthCheckSettings(*cfg_, id);
+  return hc.timeout.count() > 0 ? hc.timeout : hc.connect_timeout;
 }
 
 ProbeTarget FailoverController::target(int id) const {
   ProbeTarget t;
   if (const NodeState* n = node(id)) t.backend = n->backend;
+  const config::HealthCheckSettings hc = config::healthCheckSettings(*cfg_, id);
+  t.connect_timeout = hc.connect_timeout;
   auto& c = t.credentials;
-  c.user = !cfg_->health_check_user.empty() ? cfg_->health_check_user
-           : !cfg_->sr_check_user.empty()   ? cfg_->sr_check_user
-                                            : std::string("postgres");
-  const std::string& pw =
-      !cfg_->health_check_password.empty() ? cfg_->health_check_password : cfg_->sr_check_password;
+  c.user = !hc.user.empty()               ? hc.user
+           : !cfg_->sr_check_user.empty() ? cfg_->sr_check_user
+                                          : std::string("postgres");
+  const std::string& pw = !hc.password.empty() ? hc.password : cfg_->sr_check_password;
   if (!pw.empty()) {
     c.password = auth::PasswordEntry{auth::PasswordEntry::Kind::kPlain, pw};
   } else if (passwords_) {
     if (const auto* e = passwords_->find(c.user)) c.password = *e;
   }
-  t.database = cfg_->health_check_database;
+  t.database = hc.database;
   return t;
 }
 
@@ -185,7 +186,8 @@ net::Task<void> FailoverController::start() {
   state_.publish(t);
   std::vector<int> primaries;
   for (const auto& n : t->nodes) {
-    auto r = co_await probeNode(ctx_.get_executor(), target(n.backend.id), probeTimeout());
+    auto r =
+        co_await probeNode(ctx_.get_executor(), target(n.backend.id), probeTimeout(n.backend.id));
     runtime_[n.backend.id]->last = r;
     if (!r.answered()) {
       log::logf(Level::kWarning, {.node = n.backend.id}, "node {} ({}:{}) is not reachable: {}",
@@ -255,18 +257,27 @@ net::Task<void> FailoverController::healthLoop(int id) {
   while (!stopped_) {
     auto it = runtime_.find(id);
     if (it == runtime_.end()) co_return;
-    it->second->wake.expires_after(probePeriod());
+    it->second->wake.expires_after(probePeriod(id));
     co_await it->second->wake.async_wait(net::kUseAwaitable);  // cancel() = check now
     if (stopped_) break;
     const NodeState* n = node(id);
     if (!n) continue;  // added by a reload, not published yet
     if (n->status != NodeStatus::kUp) {
       // Detached nodes are still watched (old primary coming back, auto_failback), once.
-      auto r = co_await probeNode(ctx_.get_executor(), target(id), probeTimeout());
+      auto r = co_await probeNode(ctx_.get_executor(), target(id), probeTimeout(id));
       state_.updateHealth(id, [](HealthStats& s) {
         ++s.skip_count;
         s.last_skip = std::chrono::system_clock::now();
       });
+      co_await onProbe(id, r);
+      continue;
+    }
+    if (config::healthCheckSettings(*cfg_, id).period.count() <= 0) {
+      // Health checks are off for this node (health_check_period[N] = 0): only the role and
+      // replication check, once per sr_check_period; not counted as a health check, and
+      // a failure detaches nothing (onProbe).
+      auto r = co_await probeNode(ctx_.get_executor(), target(id), probeTimeout(id));
+      if (stopped_) break;
       co_await onProbe(id, r);
       continue;
     }
@@ -280,11 +291,12 @@ net::Task<ProbeResult> FailoverController::checkWithRetries(int id) {
   int retries = 0;
   asio::steady_timer delay(ctx_);
   for (;;) {
-    auto r = co_await probeNode(ctx_.get_executor(), target(id), probeTimeout());
+    const config::HealthCheckSettings hc = config::healthCheckSettings(*cfg_, id);
+    auto r = co_await probeNode(ctx_.get_executor(), target(id), probeTimeout(id));
     // A timeout is uncertain (the node may only be busy): retried at least once, so one
     // slow answer never detaches a node. A refused connection is certain.
-    const int allowed = r.outcome == Outcome::kTimeout ? std::max(cfg_->health_check_max_retries, 1)
-                                                       : cfg_->health_check_max_retries;
+    const int allowed =
+        r.outcome == Outcome::kTimeout ? std::max(hc.max_retries, 1) : hc.max_retries;
     if (r.answered() || retries >= allowed || stopped_) {
       recordStats(id, r, retries);
       co_return r;
@@ -293,7 +305,7 @@ net::Task<ProbeResult> FailoverController::checkWithRetries(int id) {
     log::logf(Level::kWarning, {.node = id}, "health check of node {} failed ({}): {}; retry {}/{}",
               id, outcomeName(r.outcome), r.error, retries, allowed);
     if (r.outcome != Outcome::kTimeout) {
-      delay.expires_after(cfg_->health_check_retry_delay);
+      delay.expires_after(hc.retry_delay);
       co_await delay.async_wait(net::kUseAwaitable);
     }
   }
@@ -337,7 +349,7 @@ net::Task<void> FailoverController::onProbe(int id, const ProbeResult& r) {
   const auto t = topo();
   const NodeState* n = t->find(id);
   if (!n) co_return;
-  const bool detecting = cfg_->health_check_period.count() > 0;
+  const bool detecting = config::healthCheckSettings(*cfg_, id).period.count() > 0;
   if (!r.answered()) {
     if (n->pg_up) {
       publish([&](Topology& x) {
@@ -573,7 +585,8 @@ net::Task<int> FailoverController::pickCandidate(int failed, std::optional<int> 
   const auto snapshot = topo();  // keeps the nodes alive while publishing
   for (const auto& n : snapshot->nodes) {
     if (n.backend.id == failed || n.status != NodeStatus::kUp) continue;
-    auto r = co_await probeNode(ctx_.get_executor(), target(n.backend.id), probeTimeout());
+    auto r =
+        co_await probeNode(ctx_.get_executor(), target(n.backend.id), probeTimeout(n.backend.id));
     runtime_[n.backend.id]->last = r;
     if (!r.answered()) {
       setStatus(n.backend.id, NodeStatus::kDown,

@@ -79,8 +79,10 @@ class FailoverController : public Control {
   net::Task<void> onProbe(int node, const ProbeResult& r);
   net::Task<void> checkRole(int node, const ProbeResult& r);
   void rememberSync(const ProbeResult& primary_probe);
-  std::chrono::milliseconds probePeriod() const;
-  std::chrono::milliseconds probeTimeout() const;
+  std::chrono::milliseconds probePeriod(int node) const;
+  // A probe's timeout: `node`'s health-check settings (per-node overrides), or the global
+  // ones for node -1.
+  std::chrono::milliseconds probeTimeout(int node = -1) const;
   ProbeTarget target(int node) const;
   void recordStats(int node, const ProbeResult& r, int retries);
 

@@ -103,9 +103,12 @@ net::Task<ProbeResult> probeNode(asio::any_io_executor ex, const ProbeTarget& ta
     r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - start);
   };
+  const auto ct = target.connect_timeout;
+  const std::chrono::milliseconds connect_limit =
+      ct.count() > 0 && (timeout.count() <= 0 || ct < timeout) ? ct : timeout;
   auto conn =
       co_await pool::connectServer(ex, target.backend, startupParams(target), target.credentials,
-                                   timeout, nullptr, config::ServerSslMode::kDisable);
+                                   connect_limit, nullptr, config::ServerSslMode::kDisable);
   if (!conn) {
     r.outcome = classify(conn.error());
     r.error = conn.error().str();

@@ -63,6 +63,8 @@ struct ProbeTarget {
   config::BackendConfig backend;
   pool::Credentials credentials;
   std::string database;
+  // Bounds the connection phase of probeNode (connect_timeout); 0 = the probe's timeout.
+  std::chrono::milliseconds connect_timeout{0};
 };
 
 // The target the control thread's checks use for `backend`: health_check_user (else

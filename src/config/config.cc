@@ -309,9 +309,19 @@ Status Loader::validate() const {
   if (config_.ssl && config_.ssl_key.empty()) {
     return std::unexpected(errorAt("ssl", "ssl is on but ssl_key is not set"));
   }
-  if (config_.health_check_period.count() > 0 && config_.health_check_user.empty()) {
-    return std::unexpected(errorAt("health_check_period",
-                                   "health_check_period is set but health_check_user is empty"));
+  // Every node whose health checks are on needs a user (its own or the global one).
+  for (const auto& [id, pb] : backends_) {
+    const HealthCheckSettings hc = healthCheckSettings(config_, pb.config);
+    if (hc.period.count() <= 0 || !hc.user.empty()) continue;
+    if (!pb.config.health_check.period) {
+      return std::unexpected(errorAt("health_check_period",
+                                     "health_check_period is set but health_check_user is empty"));
+    }
+    return std::unexpected(
+        errorAt(fmt::format("health_check_period{}", id),
+                fmt::format("health_check_period{0} is set but neither health_check_user{0} nor "
+                            "health_check_user is set",
+                            id)));
   }
   if (config_.admin_port != 0 && config_.admin_port == config_.port) {
     return std::unexpected(errorAt("admin_port", "admin_port must differ from port"));

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,21 @@
 namespace pgpilot::config {
 
 enum class BackendFlag { kAllowToFailover, kDisallowToFailover, kAlwaysPrimary };
+
+// Per-node health-check settings (pgpool-II's health_check_period0, connect_timeout1, ...):
+// what is set overrides the global key for that node only; unset means the global value.
+// An empty user, password or database counts as unset.
+struct HealthCheckOverrides {
+  std::optional<std::chrono::milliseconds> period;
+  std::optional<std::chrono::milliseconds> timeout;
+  std::optional<int> max_retries;
+  std::optional<std::chrono::milliseconds> retry_delay;
+  std::optional<std::chrono::milliseconds> connect_timeout;
+  std::optional<std::string> user;
+  std::optional<std::string> password;
+  std::optional<std::string> database;
+  bool operator==(const HealthCheckOverrides&) const = default;
+};
 
 struct BackendConfig {
   int id = 0;
@@ -31,6 +47,7 @@ struct BackendConfig {
   // False when backend_flag contains DISALLOW_TO_FAILOVER. Kept apart from `flag` because
   // pgpool allows 'ALWAYS_PRIMARY|DISALLOW_TO_FAILOVER' (flag is then kAlwaysPrimary).
   bool allow_failover = true;
+  HealthCheckOverrides health_check;
 };
 
 enum class ServerSslMode { kDisable, kPrefer, kRequire };
@@ -193,6 +210,22 @@ struct LoadOptions {
 };
 std::expected<LoadResult, ConfigError> loadString(std::string_view text, const std::string& name,
                                                   const LoadOptions& options);
+
+// The health-check settings that apply to one node: its per-node overrides, else the
+// global keys.
+struct HealthCheckSettings {
+  std::chrono::milliseconds period{0};
+  std::chrono::milliseconds timeout{0};
+  int max_retries = 0;
+  std::chrono::milliseconds retry_delay{0};
+  std::chrono::milliseconds connect_timeout{0};
+  std::string user;
+  std::string password;
+  std::string database;
+};
+HealthCheckSettings healthCheckSettings(const Config& config, const BackendConfig& backend);
+// By backend id; the global values when `config` has no such backend.
+HealthCheckSettings healthCheckSettings(const Config& config, int backend_id);
 
 // ---- helpers for reload and SHOW (see docs/configuration.md) ----
 

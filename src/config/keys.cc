@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <type_traits>
 
 #include "common/log.h"
 
@@ -725,6 +726,44 @@ std::string showBackendApplicationName(const BackendConfig& b) {
   return b.application_name;
 }
 
+// Per-node health-check overrides: the value is parsed by the global key's own rules (same
+// type, default unit and range; messages name the suffixed key) and kept as an optional.
+// An empty value ('') means not set: the global key applies.
+template <auto OM, auto CM>
+Result setHealthOverride(BackendConfig& b, std::string_view v, const SetContext& ctx) {
+  std::string_view base;
+  int index = 0;
+  const KeyDef* global = splitIndex(ctx.key, &base, &index) ? findKey(base) : nullptr;
+  if (global == nullptr) return std::unexpected(fmt::format("no global key for \"{}\"", ctx.key));
+  KeyDef def = *global;
+  def.name = ctx.key;
+  auto& out = b.health_check.*OM;
+  if (trim(v).empty()) {  // '' = not set: the global key applies (what SHOW prints then)
+    out.reset();
+    return {};
+  }
+  Config scratch;
+  if (auto r = def.set(scratch, def, v, ctx); !r) return r;
+  out = scratch.*CM;
+  return {};
+}
+template <auto OM>
+std::string showHealthOverride(const BackendConfig& b) {
+  const auto& o = b.health_check.*OM;
+  if (!o) return "";
+  using T = std::decay_t<decltype(*o)>;
+  if constexpr (std::is_same_v<T, std::chrono::milliseconds>) {
+    return formatMilliseconds(o->count());
+  } else if constexpr (std::is_same_v<T, int>) {
+    return std::to_string(*o);
+  } else {
+    return *o;
+  }
+}
+#define PG_NODE(field, config_field)                                       \
+  &setHealthOverride<&HealthCheckOverrides::field, &Config::config_field>, \
+      &showHealthOverride<&HealthCheckOverrides::field>
+
 const std::array kBackendKeys = std::to_array<BackendKeyDef>({
     {"backend_hostname", kString, kRestart,
      "Host name, IP address or Unix socket directory of the server.", &setBackendHostname,
@@ -740,7 +779,27 @@ const std::array kBackendKeys = std::to_array<BackendKeyDef>({
     {"backend_application_name", kString, kReload,
      "application_name of the server's walreceiver (for SHOW pool_nodes).",
      &setBackendApplicationName, &showBackendApplicationName},
+    // Per-node health-check overrides ('' = the global key applies).
+    {"health_check_period", kDuration, kReload,
+     "This node's health_check_period (0 disables its health checks); '' = the global value.",
+     PG_NODE(period, health_check_period)},
+    {"health_check_timeout", kDuration, kReload, "This node's health_check_timeout.",
+     PG_NODE(timeout, health_check_timeout)},
+    {"health_check_max_retries", kInt, kReload, "This node's health_check_max_retries.",
+     PG_NODE(max_retries, health_check_max_retries)},
+    {"health_check_retry_delay", kDuration, kReload, "This node's health_check_retry_delay.",
+     PG_NODE(retry_delay, health_check_retry_delay)},
+    {"connect_timeout", kDuration, kReload,
+     "Timeout for the connection phase of this node's health checks.",
+     PG_NODE(connect_timeout, connect_timeout)},
+    {"health_check_user", kString, kReload, "This node's health_check_user.",
+     PG_NODE(user, health_check_user)},
+    {"health_check_password", kString, kReload, "This node's health_check_password.",
+     PG_NODE(password, health_check_password), /*secret=*/true},
+    {"health_check_database", kString, kReload, "This node's health_check_database.",
+     PG_NODE(database, health_check_database)},
 });
+#undef PG_NODE
 
 // ---- pgpool-II keys accepted with a "not implemented" warning ----
 // Built from pgpool-II 4.3's pgpool.conf.sample and pool_config_variables.c; keys added in
@@ -873,17 +932,9 @@ constexpr auto kUnimplemented = std::to_array<std::string_view>({
     "wd_heartbeat_port",
 });
 
-// pgpool keys that take a node index: per-node health check overrides and watchdog nodes.
-// Without an index the health-check ones are implemented (or listed above).
+// pgpool keys that take a node index: watchdog nodes. (The per-node health-check overrides
+// are implemented: see kBackendKeys.)
 constexpr auto kUnimplementedIndexed = std::to_array<std::string_view>({
-    "health_check_period",
-    "health_check_timeout",
-    "health_check_max_retries",
-    "health_check_retry_delay",
-    "connect_timeout",
-    "health_check_user",
-    "health_check_password",
-    "health_check_database",
     "hostname",
     "wd_port",
     "pgpool_port",

@@ -54,6 +54,8 @@ std::span<const KeyDef> keyTable();
 const KeyDef* findKey(std::string_view name);
 
 // ---- backend keys: backend_<field>N, N in 0..kMaxBackendId ----
+// The same table holds the per-node health-check overrides (health_check_periodN,
+// connect_timeoutN, ...), which pgpool-II also names with the backend id as suffix.
 inline constexpr int kMaxBackendId = 127;
 
 using BackendSetFn = std::expected<void, std::string> (*)(BackendConfig&, std::string_view value,
@@ -67,6 +69,7 @@ struct BackendKeyDef {
   std::string_view description;
   BackendSetFn set;
   BackendShowFn show;
+  bool secret = false;  // value masked in describeSettings
 };
 
 std::span<const BackendKeyDef> backendKeys();

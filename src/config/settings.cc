@@ -35,6 +35,10 @@ void forEachChange(const Config& a, const Config& b, Fn fn) {
       if (old_b != nullptr && new_b != nullptr) {
         if (k.show(*old_b) != k.show(*new_b)) fn(std::move(name), k.needs_restart);
       } else {
+        // A per-node health-check key that is unset on a backend only one side has
+        // (health_check_period4 = '') is no change of its own.
+        const BackendConfig& only = old_b != nullptr ? *old_b : *new_b;
+        if (!k.prefix.starts_with("backend_") && k.show(only).empty()) continue;
         // Adding a backend is allowed on reload (as in pgpool); removing one is not.
         fn(std::move(name), new_b == nullptr && k.needs_restart);
       }
@@ -105,6 +109,27 @@ Config keepRestartValues(const Config& old, const Config& next, std::vector<std:
   return out;
 }
 
+HealthCheckSettings healthCheckSettings(const Config& c, const BackendConfig& b) {
+  const HealthCheckOverrides& o = b.health_check;
+  HealthCheckSettings s;
+  s.period = o.period.value_or(c.health_check_period);
+  s.timeout = o.timeout.value_or(c.health_check_timeout);
+  s.max_retries = o.max_retries.value_or(c.health_check_max_retries);
+  s.retry_delay = o.retry_delay.value_or(c.health_check_retry_delay);
+  s.connect_timeout = o.connect_timeout.value_or(c.connect_timeout);
+  s.user = o.user.value_or(c.health_check_user);
+  s.password = o.password.value_or(c.health_check_password);
+  s.database = o.database.value_or(c.health_check_database);
+  return s;
+}
+
+HealthCheckSettings healthCheckSettings(const Config& c, int backend_id) {
+  for (const BackendConfig& b : c.backends) {
+    if (b.id == backend_id) return healthCheckSettings(c, b);
+  }
+  return healthCheckSettings(c, BackendConfig{});
+}
+
 std::vector<SettingInfo> describeSettings(const Config& config) {
   std::vector<SettingInfo> out;
   for (const KeyDef& k : keyTable()) {
@@ -115,7 +140,9 @@ std::vector<SettingInfo> describeSettings(const Config& config) {
   }
   for (const BackendConfig& b : config.backends) {
     for (const BackendKeyDef& k : backendKeys()) {
-      out.push_back(SettingInfo{fmt::format("{}{}", k.prefix, b.id), k.show(b),
+      std::string value = k.show(b);
+      if (k.secret && !value.empty()) value = "********";
+      out.push_back(SettingInfo{fmt::format("{}{}", k.prefix, b.id), std::move(value),
                                 std::string(k.description), k.needs_restart});
     }
   }

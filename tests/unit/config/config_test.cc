@@ -421,7 +421,7 @@ TEST(Config, ListenBacklogMultiplierIsIgnoredWithNotice) {
 TEST(Config, UnimplementedPgpoolKeysWarnOncePerKey) {
   auto r = load(
       "replicate_select = on\nfailback_command = '/bin/failback.sh %d'\n"
-      "health_check_test = on\nreplicate_select = off\nhealth_check_period1 = 5\n"
+      "health_check_test = on\nreplicate_select = off\nother_wd_port1 = 9000\n"
       "wd_port0 = 9000\nhostname0 = 'pgpool0'\nUSE_WATCHDOG = on\n");
   ASSERT_TRUE(r.has_value()) << r.error().str();
   ASSERT_EQ(r->warnings.size(), 7u);
@@ -436,7 +436,7 @@ TEST(Config, UnimplementedPgpoolKeysWarnOncePerKey) {
                                 "\"health_check_test\""));
   EXPECT_TRUE(containsSubstring(r->warnings,
                                 "test.conf:6: pgpool-II setting "
-                                "\"health_check_period1\""));
+                                "\"other_wd_port1\""));
   EXPECT_TRUE(containsSubstring(r->warnings, "\"wd_port0\""));
   EXPECT_TRUE(containsSubstring(r->warnings, "\"hostname0\""));
   EXPECT_TRUE(containsSubstring(r->warnings, "test.conf:9: pgpool-II setting \"use_watchdog\""));
