@@ -46,7 +46,13 @@ bool isSyncState(const std::string& s) {
 FailoverController::FailoverController(asio::io_context& ctx, ClusterState& state,
                                        std::shared_ptr<const config::Config> cfg,
                                        std::shared_ptr<const auth::PasswordFile> passwords)
-    : ctx_(ctx), state_(state), cfg_(std::move(cfg)), passwords_(std::move(passwords)) {}
+    : ctx_(ctx),
+      state_(state),
+      cfg_(std::move(cfg)),
+      passwords_(std::move(passwords)),
+      slots_(ctx.get_executor(), state, [this](int id) { return target(id); }) {
+  slots_.setConfig(cfg_);
+}
 
 FailoverController::~FailoverController() = default;
 
@@ -96,6 +102,7 @@ void FailoverController::setConfig(std::shared_ptr<const config::Config> cfg,
                                    std::shared_ptr<const auth::PasswordFile> passwords) {
   cfg_ = std::move(cfg);
   passwords_ = std::move(passwords);
+  slots_.setConfig(cfg_);
   // Backends added by the reload get a health-check loop; the application publishes them
   // (status unused until an operator attaches them).
   for (const auto& b : cfg_->backends) {
@@ -161,6 +168,11 @@ void FailoverController::setStatus(int id, NodeStatus status, std::string_view w
     }
   });
   if (status != NodeStatus::kUp && node_down_hook_) node_down_hook_(id);
+  if (status == NodeStatus::kUp) {
+    slots_.nodeAttached(id);
+  } else {
+    slots_.nodeDetached(id);
+  }
   state_.events().add(
       status == NodeStatus::kUp ? "attach" : "detach", id,
       fmt::format("node {} {}: {}", id, status == NodeStatus::kUp ? "attached" : "detached", why),
@@ -391,6 +403,7 @@ net::Task<void> FailoverController::onProbe(int id, const ProbeResult& r) {
     rememberSync(r);
     publish([](Topology&) {});
     co_await manageSyncReplication();
+    slots_.reconcile(id, topo(), probeTimeout(id));
   }
   co_await checkRole(id, r);
 }
@@ -539,6 +552,11 @@ net::Task<void> FailoverController::failover(int failed, std::string reason,
   std::map<int, std::string> repoint_error;
   {
     const auto snapshot = topo();  // keeps the nodes alive while publishing
+    std::vector<int> followers;    // replication_slots: theirs are created on the candidate
+    for (const auto& n : snapshot->nodes) {
+      if (n.backend.id != chosen && n.status == NodeStatus::kUp) followers.push_back(n.backend.id);
+    }
+    co_await slots_.createFor(chosen, followers, probeTimeout());
     for (const auto& n : snapshot->nodes) {
       if (n.backend.id == chosen || n.status != NodeStatus::kUp) continue;
       // (No co_await inside ?: — GCC 12 miscompiles it.)
@@ -687,9 +705,11 @@ net::Task<std::string> FailoverController::repointStandby(int standby, int prima
   }
   auto next = repointConninfo(*ci->rows[0][0], pb.hostname, pb.port);
   if (!next) co_return "could not parse primary_conninfo: " + next.error();
-  const std::vector<std::string> sql = {
-      "ALTER SYSTEM SET primary_conninfo = " + common::quoteLiteral(*next),
-      "SELECT pg_reload_conf()"};
+  std::vector<std::string> sql = {"ALTER SYSTEM SET primary_conninfo = " +
+                                  common::quoteLiteral(*next)};
+  if (auto slot = slots_.primarySlotNameSql(standby, primary); !slot.empty())
+    sql.push_back(std::move(slot));
+  sql.push_back("SELECT pg_reload_conf()");
   auto set = co_await runOnNode(ctx_.get_executor(), target(standby), sql, probeTimeout());
   if (!set) co_return "could not set primary_conninfo: " + set.error().str();
   co_return std::string();

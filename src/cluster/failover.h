@@ -35,6 +35,7 @@
 #include "cluster/control.h"
 #include "cluster/failover_policy.h"
 #include "cluster/probe.h"
+#include "cluster/slots.h"
 #include "cluster/topology.h"
 #include "config/config.h"
 #include "net/stream.h"
@@ -156,6 +157,7 @@ class FailoverController : public Control {
   // failover must not lose.
   std::vector<std::string> last_sync_standbys_;
   std::string last_sync_names_;
+  SlotManager slots_;  // replication_slots (cluster/slots.h)
 };
 
 }  // namespace pgpilot::cluster

@@ -125,6 +125,10 @@ struct Config {
   std::chrono::milliseconds switchover_drain_timeout{10000};
   std::chrono::milliseconds switchover_timeout{60000};
   std::string switchover_command;
+  // ours (docs/failover.md, "Replication slots"): one physical slot per standby on the
+  // primary, named pgpilot_node_<id>, and primary_slot_name set on each standby.
+  bool replication_slots = false;
+  bool drop_slots_of_detached_nodes = true;  // with replication_slots: drop inactive slots
 
   // ---- logging ----
   std::string log_min_messages = "warning";  // error, warning, notice, info, debug1..debug5

@@ -514,6 +514,14 @@ const std::array kKeys = std::to_array<KeyDef>({
      "Planned switchover: command that turns the old primary into a standby of the new one "
      "(failover_command placeholders); '' = built-in restart with standby.signal.",
      PG_STR(switchover_command)},
+    {"replication_slots", kBool, kNo, 0, 0, kReload, kPlain,
+     "Keep one physical replication slot per standby (pgpilot_node_<id>) on the primary, "
+     "created after failover for every follower, and set primary_slot_name on the standbys.",
+     PG_BOOL(replication_slots)},
+    {"drop_slots_of_detached_nodes", kBool, kNo, 0, 0, kReload, kPlain,
+     "With replication_slots: drop a detached standby's slot on the primary once it is not "
+     "active, so the primary does not keep WAL for it.",
+     PG_BOOL(drop_slots_of_detached_nodes)},
     // ---- logging ----
     {"log_min_messages", kEnum, kNo, 0, 0, kReload, kPlain,
      "Minimum level written to the log (debug5..debug1, info, notice, warning, error, log, "
