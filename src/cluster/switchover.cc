@@ -146,6 +146,12 @@ net::Task<CommandResult> FailoverController::switchoverSteps(int old, int id,
   std::map<int, std::string> repoint_error;
   {
     const auto snapshot = topo();
+    std::vector<int> followers = {old};  // replication_slots: theirs made on the target first
+    for (const auto& s : snapshot->nodes) {
+      if (s.backend.id != id && s.backend.id != old && s.status == NodeStatus::kUp)
+        followers.push_back(s.backend.id);
+    }
+    co_await slots_.createFor(id, followers, probeTimeout());
     for (const auto& s : snapshot->nodes) {
       const int sid = s.backend.id;
       if (sid == id || sid == old || s.status != NodeStatus::kUp) continue;
@@ -157,9 +163,13 @@ net::Task<CommandResult> FailoverController::switchoverSteps(int old, int id,
   const bool builtin = cfg_->switchover_command.empty();
   const std::string signal_file = datadir + "/standby.signal";
   if (builtin) {
-    const std::vector<std::string> prepare = {
+    std::vector<std::string> prepare = {
         "ALTER SYSTEM SET primary_conninfo = " + common::quoteLiteral(*follow_ci),
         "COPY (SELECT 1 WHERE false) TO " + common::quoteLiteral(signal_file)};
+    // Its slot on the target, or none (a primary_slot_name left from when it was a standby
+    // would name a slot the target does not have).
+    if (auto slot = slots_.primarySlotNameSql(old, id); !slot.empty())
+      prepare.insert(prepare.begin() + 1, std::move(slot));
     auto prep = co_await runOnNode(ctx_.get_executor(), target(old), prepare, probeTimeout());
     if (!prep) {
       co_return co_await switchoverRollback(

@@ -76,6 +76,37 @@ def test_slots_follow_failover_and_are_dropped_for_detached_nodes():
         assert events(p, "slot_dropped")
 
 
+def _switchover(p, node):
+    conn = p.connect(connect_timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"PGPILOT SWITCHOVER {node}")
+    finally:
+        conn.close()
+
+
+def test_slots_follow_switchover_there_and_back():
+    """0 -> 1 -> 0: each time every standby, the demoted primary included, streams through
+    its own slot on the new primary. Going back, node 1 still has the primary_slot_name it
+    had as a standby at the start; its slot must exist on node 0 again."""
+    with Cluster(num_standbys=2) as c, \
+            Pgpilot(c, extra_conf=conf(replication_slots="on", switchover_timeout=60)) as p:
+        for i in (1, 2):
+            wait_for(lambda i=i: walsender_uses_slot(c.node(0), c.node(i).name,
+                                                     f"pgpilot_node_{i}"),
+                     20, f"node {i} streaming through its slot on node 0")
+        for new, old, other in ((1, 0, 2), (0, 1, 2)):
+            _switchover(p, new)
+            wait_for(lambda: primary_of(p) == new, 60, f"node {new} primary")
+            for s in (old, other):
+                wait_for(lambda s=s: walsender_uses_slot(c.node(new), c.node(s).name,
+                                                         f"pgpilot_node_{s}"),
+                         30, f"node {s} streaming through pgpilot_node_{s} on node {new}")
+                assert slot_name_of(c.node(s)) == f"pgpilot_node_{s}"
+            assert pool_nodes(p)[old]["status"] == "up"
+
+
 def test_slots_off_by_default_touch_nothing():
     with Cluster(num_standbys=1) as c, Pgpilot(c, extra_conf=conf()) as p:
         wait_for(lambda: pool_nodes(p)[1]["pg_status"] == "up", 15, "node 1 checked")
