@@ -27,8 +27,8 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 
+from harness import procs
 from harness.errors import HarnessError
 
 TABLE = "pgpilot_fault"
@@ -94,7 +94,7 @@ class NetNs:
     # ---- setup / teardown ----
     def _create(self):
         _run("ip", "netns", "add", self.name)
-        self._watchdog = _Watchdog(self.name, self.host_if)
+        self._watchdog = procs.Watchdog(["-c", _WATCHDOG], self.name, self.host_if)
         _run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.inner_if)
         _run("ip", "link", "set", self.inner_if, "netns", self.name)
         _run("ip", "addr", "add", f"{self.host_addr}/30", "dev", self.host_if)
@@ -172,23 +172,3 @@ time.sleep(2)  # let the cluster reaper kill the processes inside first
 for cmd in (["ip", "link", "del", veth], ["ip", "netns", "del", ns]):
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 """
-
-
-class _Watchdog:
-    """Deletes the namespace and veth if the test process dies without close()."""
-
-    def __init__(self, ns, veth):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), ns, veth],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True, cwd="/")
-
-    def cancel(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None

@@ -191,14 +191,15 @@ def clean_env(**extra):
     return env
 
 
-class Reaper:
-    """A detached watchdog: if this (test) process dies without cleaning up - e.g. ctest
-    kills it on timeout - the reaper SIGKILLs every process under `path` and removes it."""
+class Watchdog:
+    """A detached python helper, `python3 ARGS... ` with this (test) process's pid inserted
+    after the script: it watches that pid and cleans up after it if it dies without doing
+    so itself (e.g. ctest kills it on timeout). cancel() stops it once cleanup happened."""
 
-    def __init__(self, path):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
+    def __init__(self, script, *args):
+        head = list(script) if isinstance(script, (list, tuple)) else [script]
         self.proc = subprocess.Popen(
-            [sys.executable, script, str(os.getpid()), path],
+            [sys.executable, *head, str(os.getpid()), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True, cwd="/")
 
@@ -211,3 +212,11 @@ class Reaper:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+class Reaper(Watchdog):
+    """SIGKILLs every process under `path` and removes it if this process dies first."""
+
+    def __init__(self, path):
+        super().__init__(os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py"),
+                         path)
