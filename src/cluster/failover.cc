@@ -74,22 +74,13 @@ milliseconds FailoverController::probeTimeout(int id) const {
 }
 
 ProbeTarget FailoverController::target(int id) const {
-  ProbeTarget t;
-  if (const NodeState* n = node(id)) t.backend = n->backend;
-  const config::HealthCheckSettings hc = config::healthCheckSettings(*cfg_, id);
-  t.connect_timeout = hc.connect_timeout;
-  auto& c = t.credentials;
-  c.user = !hc.user.empty()               ? hc.user
-           : !cfg_->sr_check_user.empty() ? cfg_->sr_check_user
-                                          : std::string("postgres");
-  const std::string& pw = !hc.password.empty() ? hc.password : cfg_->sr_check_password;
-  if (!pw.empty()) {
-    c.password = auth::PasswordEntry{auth::PasswordEntry::Kind::kPlain, pw};
-  } else if (passwords_) {
-    if (const auto* e = passwords_->find(c.user)) c.password = *e;
+  config::BackendConfig backend;
+  if (const NodeState* n = node(id)) {
+    backend = n->backend;
+  } else {
+    backend.id = id;
   }
-  t.database = hc.database;
-  return t;
+  return probeTarget(*cfg_, passwords_.get(), backend);
 }
 
 const NodeState* FailoverController::node(int id) const {

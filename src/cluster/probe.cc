@@ -80,18 +80,20 @@ ProbeTarget probeTarget(const config::Config& cfg, const auth::PasswordFile* pas
                         const config::BackendConfig& backend) {
   ProbeTarget t;
   t.backend = backend;
+  // By id from `cfg`: a reload that changes a per-node override applies at once.
+  const config::HealthCheckSettings hc = config::healthCheckSettings(cfg, backend.id);
+  t.connect_timeout = hc.connect_timeout;
   auto& c = t.credentials;
-  c.user = !cfg.health_check_user.empty() ? cfg.health_check_user
-           : !cfg.sr_check_user.empty()   ? cfg.sr_check_user
-                                          : std::string("postgres");
-  const std::string& pw =
-      !cfg.health_check_password.empty() ? cfg.health_check_password : cfg.sr_check_password;
+  c.user = !hc.user.empty()             ? hc.user
+           : !cfg.sr_check_user.empty() ? cfg.sr_check_user
+                                        : std::string("postgres");
+  const std::string& pw = !hc.password.empty() ? hc.password : cfg.sr_check_password;
   if (!pw.empty()) {
     c.password = auth::PasswordEntry{auth::PasswordEntry::Kind::kPlain, pw};
   } else if (passwords) {
     if (const auto* e = passwords->find(c.user)) c.password = *e;
   }
-  t.database = cfg.health_check_database;
+  t.database = hc.database;
   return t;
 }
 

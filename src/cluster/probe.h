@@ -67,10 +67,11 @@ struct ProbeTarget {
   std::chrono::milliseconds connect_timeout{0};
 };
 
-// The target the control thread's checks use for `backend`: health_check_user (else
-// sr_check_user, else postgres), health_check_password (else sr_check_password, else the
-// user's pool_passwd entry), health_check_database. (The same rule as the failover
-// controller's health checks.)
+// The target the control thread's checks use for `backend` (the failover controller's
+// health checks and the lag monitor): with the node's health-check settings (per-node
+// overrides, config::healthCheckSettings), health_check_user (else sr_check_user, else
+// postgres), health_check_password (else sr_check_password, else the user's pool_passwd
+// entry), health_check_database, connect_timeout.
 ProbeTarget probeTarget(const config::Config& cfg, const auth::PasswordFile* passwords,
                         const config::BackendConfig& backend);
 
