@@ -76,6 +76,17 @@ def primary_of(p):
     return None
 
 
+def switchover(p, node):
+    """PGPILOT SWITCHOVER node through pgpilot; raises the ErrorResponse as psycopg2.Error."""
+    conn = p.connect(connect_timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"PGPILOT SWITCHOVER {node}")
+    finally:
+        conn.close()
+
+
 def wait_for(pred, timeout, what):
     deadline = time.monotonic() + timeout
     last = None

@@ -9,7 +9,7 @@ from harness.cluster import Cluster
 from harness.pgpilot import Pgpilot
 
 from faultlib import (Writer, conf, events, ids_on, pool_nodes, primary_of, setup_table,
-                      wait_for, wal_sender_port)
+                      switchover, wait_for, wal_sender_port)
 
 
 def slots(node):
@@ -76,16 +76,6 @@ def test_slots_follow_failover_and_are_dropped_for_detached_nodes():
         assert events(p, "slot_dropped")
 
 
-def _switchover(p, node):
-    conn = p.connect(connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"PGPILOT SWITCHOVER {node}")
-    finally:
-        conn.close()
-
-
 def test_slots_follow_switchover_there_and_back():
     """0 -> 1 -> 0: each time every standby, the demoted primary included, streams through
     its own slot on the new primary. Going back, node 1 still has the primary_slot_name it
@@ -97,7 +87,7 @@ def test_slots_follow_switchover_there_and_back():
                                                      f"pgpilot_node_{i}"),
                      20, f"node {i} streaming through its slot on node 0")
         for new, old, other in ((1, 0, 2), (0, 1, 2)):
-            _switchover(p, new)
+            switchover(p, new)
             wait_for(lambda: primary_of(p) == new, 60, f"node {new} primary")
             for s in (old, other):
                 wait_for(lambda s=s: walsender_uses_slot(c.node(new), c.node(s).name,

@@ -14,19 +14,7 @@ from harness.cluster import PG_BIN, Cluster
 from harness.pgpilot import Pgpilot
 
 from faultlib import (Writer, conf, events, ids_on, pool_nodes, primary_of, read_only_errors,
-                      report, setup_table, wait_for, wal_sender_port)
-
-
-def _switchover(p, node):
-    conn = p.connect(connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"PGPILOT SWITCHOVER {node}")
-            return " ".join(str(x) for row in (cur.fetchall() if cur.description else [])
-                            for x in row) + " ".join(conn.notices)
-    finally:
-        conn.close()
+                      report, setup_table, switchover, wait_for, wal_sender_port)
 
 
 def _check_switched(c, p, new, old, other):
@@ -67,18 +55,17 @@ def test_switchover_under_pgbench_has_no_failed_transactions_and_switches_back()
         c.wait_replay()
         assert primary_of(p) == 0
         bench = _pgbench(p, 24)
-        results = {}
         with Writer(p) as w:
             w.wait_acks(30)
             time.sleep(2)  # pgbench is running
             t0 = time.monotonic()
-            results["to1"] = _switchover(p, 1)
+            switchover(p, 1)
             t1 = time.monotonic()
             w.wait_acks(30, timeout=30)
             _check_switched(c, p, new=1, old=0, other=2)
             time.sleep(2)
             t2 = time.monotonic()
-            results["to0"] = _switchover(p, 0)
+            switchover(p, 0)
             t3 = time.monotonic()
             w.wait_acks(30, timeout=30)
         out, err = bench.communicate(timeout=120)
@@ -132,7 +119,7 @@ def test_switchover_with_open_transaction_waits_for_it():
         with tx.cursor() as cur:
             cur.execute("INSERT INTO acked (id) VALUES (-1)")  # transaction open
         result = {}
-        th = threading.Thread(target=lambda: result.setdefault("r", _switchover(p, 1)))
+        th = threading.Thread(target=lambda: result.setdefault("r", switchover(p, 1)))
         th.start()
         wait_for(lambda: events(p, "switchover"), 10, "switchover started")
         time.sleep(1)
@@ -217,12 +204,12 @@ def test_failed_switchover_leaves_the_old_primary_in_charge():
         c.node(1).psql("SELECT pg_wal_replay_pause()")
         p.psql("INSERT INTO acked (id) VALUES (1)")
         with pytest.raises(psycopg2.Error) as e:
-            _switchover(p, 1)
+            switchover(p, 1)
         assert "did not replay up to the primary's position" in e.value.pgerror
         c.node(1).psql("SELECT pg_wal_replay_resume()")
         c.wait_replay()
         with pytest.raises(psycopg2.Error) as e:
-            _switchover(p, 1)
+            switchover(p, 1)
         assert "switchover_command failed (exit 3)" in e.value.pgerror
         assert "primary: node 0" in e.value.pgerror
         p.psql("INSERT INTO acked (id) VALUES (2)")

@@ -13,7 +13,8 @@ import pytest
 
 from harness import procs
 from harness.cluster import Cluster
-from harness.pgpilot import Pgpilot
+
+from routing_util import make, pool_nodes
 
 PGBENCH = shutil.which("pgbench") or "/usr/bin/pgbench"
 
@@ -35,21 +36,6 @@ def cluster():
         c.stop()
 
 
-def make(cluster, **conf):
-    settings = {"load_balance_mode": "on", "sr_check_period": "1", "backend_weight0": "0"}
-    settings.update(conf)
-    p = Pgpilot(cluster, extra_conf=settings)
-    # The monitor must know the roles before a session can pick a standby.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        rows = pool_nodes(p)
-        if rows[0]["role"] == "primary" and all(rows[i]["role"] == "standby" for i in (1, 2)):
-            return p
-        time.sleep(0.2)
-    p.stop()
-    raise AssertionError("roles not known within 20 s")
-
-
 @pytest.fixture(scope="module")
 def lb(cluster):
     p = make(cluster)
@@ -57,17 +43,6 @@ def lb(cluster):
         yield p
     finally:
         p.stop()
-
-
-def pool_nodes(p):
-    conn = p.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW pool_nodes")
-            cols = [d[0] for d in cur.description]
-            return {int(r[0]): dict(zip(cols, r)) for r in cur.fetchall()}
-    finally:
-        conn.close()
 
 
 def where(cur, sql="SELECT inet_server_port(), pg_is_in_recovery()", args=None):

@@ -17,6 +17,8 @@ from harness import procs
 from harness.cluster import Cluster
 from harness.pgpilot import DEFAULT_BINARY, Pgpilot
 
+from routing_util import make, pool_nodes
+
 BINARY = os.environ.get("PGPILOT_BIN") or DEFAULT_BINARY
 WHERE = "SELECT inet_server_port(), pg_is_in_recovery()"
 
@@ -36,31 +38,6 @@ def cluster():
         yield c
     finally:
         c.stop()
-
-
-def make(cluster, **conf):
-    settings = {"load_balance_mode": "on", "sr_check_period": "1", "backend_weight0": "0"}
-    settings.update(conf)
-    p = Pgpilot(cluster, extra_conf=settings)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        rows = pool_nodes(p)
-        if rows[0]["role"] == "primary" and all(rows[i]["role"] == "standby" for i in (1, 2)):
-            return p
-        time.sleep(0.2)
-    p.stop()
-    raise AssertionError("roles not known within 20 s")
-
-
-def pool_nodes(p, **kw):
-    conn = p.connect(**kw)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW pool_nodes")
-            cols = [d[0] for d in cur.description]
-            return {int(r[0]): dict(zip(cols, r)) for r in cur.fetchall()}
-    finally:
-        conn.close()
 
 
 def where(cur, sql=WHERE):
