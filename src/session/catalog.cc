@@ -21,18 +21,25 @@ std::string quotedName(std::string_view name) {
   return out;
 }
 
-std::string key(const std::string& ctx, char kind, std::string_view name) {
-  std::string k = ctx;
+void buildKey(std::string& k, const std::string& ctx, char kind, std::string_view name) {
+  k.assign(ctx);
   k += '\0';
   k += kind;
   k += name;
+}
+
+std::string key(const std::string& ctx, char kind, std::string_view name) {
+  std::string k;
+  buildKey(k, ctx, kind, name);
   return k;
 }
 
 }  // namespace
 
-std::optional<char> CatalogCache::get(const std::string& k) const {
-  auto it = entries_.find(k);
+std::optional<char> CatalogCache::get(const std::string& ctx, char kind,
+                                      std::string_view name) const {
+  buildKey(scratch_, ctx, kind, name);
+  auto it = entries_.find(scratch_);
   if (it == entries_.end()) return std::nullopt;
   if (expiry_.count() > 0 && std::chrono::steady_clock::now() - it->second.at > expiry_) {
     return std::nullopt;
@@ -41,11 +48,11 @@ std::optional<char> CatalogCache::get(const std::string& k) const {
 }
 
 std::optional<char> CatalogCache::volatility(const std::string& ctx, std::string_view fn) const {
-  return get(key(ctx, 'f', fn));
+  return get(ctx, 'f', fn);
 }
 
 std::optional<char> CatalogCache::persistence(const std::string& ctx, std::string_view rel) const {
-  return get(key(ctx, 'r', rel));
+  return get(ctx, 'r', rel);
 }
 
 std::string CatalogCache::lookupQuery(const std::string& ctx,

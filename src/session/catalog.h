@@ -40,8 +40,11 @@ class CatalogCache {
     char value = 0;
     std::chrono::steady_clock::time_point at;
   };
-  std::optional<char> get(const std::string& key) const;
+  // Looks up ctx '\0' kind name. The key is built in scratch_ (the cache belongs to one
+  // worker thread), so a lookup on the query path allocates nothing once warm.
+  std::optional<char> get(const std::string& ctx, char kind, std::string_view name) const;
   std::unordered_map<std::string, Entry> entries_;
+  mutable std::string scratch_;
   std::chrono::milliseconds expiry_{0};
 };
 

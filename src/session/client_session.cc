@@ -553,7 +553,10 @@ net::Task<void> ClientSession::clientPump() {
           fwd_start = pos;
           continue;
         }
-        if (lb_ || active_lost_ || !server_ || routingCheckDue()) {
+        const bool check_due = active_lost_ || !server_ || routingCheckDue();
+        if (lb_ && !check_due && pending_ == 0 && !unsynced_ && routeFast(sql)) {
+          // Routed without suspending: same node, nothing to flush first.
+        } else if (lb_ || check_due) {
           if (!co_await flush() || !co_await waitIdle()) co_return;
           Routed r = co_await beforeStatement();
           if (r == Routed::kForward && lb_ && !unsynced_) r = co_await routeQuery(sql);

@@ -156,6 +156,10 @@ class ClientSession {
   bool routingCheckDue() const;
   void trackSessionState(std::string_view sql);
   net::Task<Routed> routeQuery(std::string_view sql);
+  // routeQuery without a coroutine, for the common case: outside a transaction block, a
+  // plain read or write whose classification is cached and needs no catalog lookup, going
+  // to the node the session is already on. False: nothing decided, take routeQuery.
+  bool routeFast(std::string_view sql);
   net::Task<Routed> routeBatch(std::string_view data);
   net::Task<Routed> routeFunctionCall();
   net::Task<std::optional<Facts>> classifyStatement(std::string_view sql);
@@ -178,6 +182,8 @@ class ClientSession {
                                 const std::vector<std::string>& relations);
   int readNode();
   net::Task<int> readNodeCausal();
+  // readNodeCausal's answer for `node` when it needs no round trip; nullopt if it does.
+  std::optional<int> causalNodeNow(int node);
   bool forcePrimaryInTx(const Facts& f) const;
   void updateCatalogCtx();
 

@@ -444,16 +444,31 @@ int ClientSession::readNode() {
   return lb_node_;
 }
 
+std::optional<int> ClientSession::causalNodeNow(int node) {
+  if (!cfg_->causal_reads || node < 0) return node;
+  auto topo = shared_.cluster->topology();
+  if (node == topo->primary) return node;
+  if (causal_pending_) return std::nullopt;  // the primary's WAL position must be asked
+  if (causal_lsn_ == 0) return node;
+  if (auto it = replayed_lsn_.find(node); it != replayed_lsn_.end() && it->second >= causal_lsn_) {
+    return node;
+  }
+  if (const cluster::NodeState* n = topo->find(node); n && n->lsn >= causal_lsn_) {
+    replayed_lsn_[node] = n->lsn;
+    return node;
+  }
+  return std::nullopt;  // the standby itself must be asked
+}
+
 // causal_reads: the load-balance node if it has replayed the session's last write, else the
 // primary. The primary's WAL position is asked once after each write (one round trip,
 // only when a read follows); a standby's replay position comes from the monitor or, if that
 // is older, from the standby itself (one round trip), and is remembered.
 net::Task<int> ClientSession::readNodeCausal() {
   int node = readNode();
-  if (!cfg_->causal_reads || node < 0) co_return node;
+  if (auto now = causalNodeNow(node)) co_return *now;
   auto topo = shared_.cluster->topology();
   const int primary = topo->primary;
-  if (node == primary) co_return node;
   auto lsnOf = [](const std::expected<pool::ServerConn::Result, pool::ServerError>& r)
       -> std::optional<uint64_t> {
     if (!r || r->rows.empty() || r->rows[0].empty() || !r->rows[0][0]) return std::nullopt;
@@ -469,14 +484,7 @@ net::Task<int> ClientSession::readNodeCausal() {
     if (!lsn) co_return primary;
     causal_lsn_ = *lsn;
     causal_pending_ = false;
-  }
-  if (causal_lsn_ == 0) co_return node;
-  if (auto it = replayed_lsn_.find(node); it != replayed_lsn_.end() && it->second >= causal_lsn_) {
-    co_return node;
-  }
-  if (const cluster::NodeState* n = topo->find(node); n && n->lsn >= causal_lsn_) {
-    replayed_lsn_[node] = n->lsn;
-    co_return node;
+    if (auto now = causalNodeNow(node)) co_return *now;
   }
   Backend* b = co_await backendFor(node);
   if (b) {
@@ -685,6 +693,48 @@ net::Task<ClientSession::Routed> ClientSession::routeQuery(std::string_view sql)
   auto f = co_await classifyStatement(sql);
   if (!f) co_return Routed::kFailed;
   co_return co_await routeDecided(*f, sql, false);
+}
+
+bool ClientSession::routeFast(std::string_view sql) {
+  if (tx_status_ != 'I' || tx_open_ || !active_ || !pump_running_ || cfg_->log_statement) {
+    return false;
+  }
+  settle();
+  if (tx_open_) return false;  // settle() saw a block begin that pgpilot did not follow
+  if (catalog_ctx_.empty()) updateCatalogCtx();
+  auto res = worker_.classCache().classify(sql);
+  const router::Classification& c = *res.classification;
+  if (c.statement_count != 1 || c.parse_error || c.session_state ||
+      (c.kind != Kind::kRead && c.kind != Kind::kWrite && c.kind != Kind::kShow)) {
+    return false;
+  }
+  SessionCatalog view(worker_.catalog(), catalog_ctx_);
+  const router::Route route = worker_.policy(cfg_)->decide(c, res.shape, sql, view);
+  if (route.needs_catalog) return false;
+  const bool write = route.target == Target::kPrimary;
+  int node = -1;
+  if (write || forcePrimaryForReads()) {
+    auto topo = shared_.cluster->topology();
+    const cluster::NodeState* p = topo->primaryNode();
+    if (!p || p->status != cluster::NodeStatus::kUp) return false;  // primaryOrWait waits
+    node = p->backend.id;
+  } else {
+    // Statement-level balancing draws a node per statement; the coroutine path must not
+    // draw a second time when this one is not the active node (it would skew the weights).
+    if (cfg_->statement_level_load_balance) return false;
+    auto now = causalNodeNow(readNode());
+    if (!now) return false;
+    node = *now;
+  }
+  // Another node means a pump switch (and perhaps a new connection or a replay): the
+  // coroutine path does that. backendFor's idle checks do not apply to the active backend.
+  if (node != active_->node || active_->replayed < session_log_.size()) return false;
+  if (write) {
+    wrote_session_ = true;
+    causal_pending_ = true;
+  }
+  stmt_node_ = node;
+  return true;
 }
 
 net::Task<ClientSession::Routed> ClientSession::routeFunctionCall() {
