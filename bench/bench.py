@@ -4,11 +4,12 @@
     bench/run_bench.sh [--duration 20] [--quick] [--binary PATH] [--clients 32]
 
 One run starts a PostgreSQL 15 cluster (primary + 2 streaming standbys, max_connections
-200) with the test harness, loads `pgbench -i -s 10`, starts pgpilot (release build),
+300) with the test harness, loads `pgbench -i -s 10`, starts pgpilot (release build),
 PgBouncer (pool_mode=transaction) and pgpool-II (streaming_replication, load balancing
 off) in front of it, plus pgpilot with load_balance_mode = on twice (pgpilot-route: all
 weight on the primary, i.e. the cost of routing alone; pgpilot-lb: reads spread over the
-primary and both standbys), and runs the same pgbench loads against every target:
+primary and both standbys) and pgpool-II with load_balance_mode = on (pgpool-lb, the
+same three weights), and runs the same pgbench loads against every target:
 
     select-simple    pgbench -S -c 32 -j 2 -M simple      (main figure)
     select-prepared  pgbench -S -c 32 -j 2 -M prepared    (n/a for PgBouncer: transaction
@@ -54,8 +55,8 @@ PGBOUNCER = "/usr/sbin/pgbouncer"
 PGPOOL = "/usr/sbin/pgpool"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_ORDER = ["direct", "pgpilot", "pgpilot-route", "pgpilot-lb", "pgbouncer", "pgpool",
-                "direct2"]
-PROXIES = ["pgpilot", "pgpilot-route", "pgpilot-lb", "pgbouncer", "pgpool"]
+                "pgpool-lb", "direct2"]
+PROXIES = ["pgpilot", "pgpilot-route", "pgpilot-lb", "pgbouncer", "pgpool", "pgpool-lb"]
 # pgpilot with load_balance_mode = on: "route" keeps every statement on the primary
 # (standby weights 0), so against "pgpilot" it measures the cost of routing alone; "lb"
 # spreads reads over the primary and both standbys (weights 1/1/1).
@@ -68,7 +69,7 @@ GLOBAL_BUDGET_S = 1200  # hard cap on the whole run (alarm), far above a normal 
 # Settings on top of the harness defaults, applied to every node (standbys need
 # max_connections >= the primary's).
 CLUSTER_CONF = {
-    "max_connections": 200,
+    "max_connections": 300,  # every proxy keeps its server connections between runs
     "shared_buffers": "256MB",
     "autovacuum": False,  # keeps background work out of the measured runs
 }
@@ -290,7 +291,9 @@ class PgPool(_Daemon):
     name = "pgpool"
     stop_sig = signal.SIGINT  # fast shutdown
 
-    def __init__(self, cluster, num_init_children=64):
+    def __init__(self, cluster, num_init_children=64, load_balance=False):
+        if load_balance:
+            self.name = "pgpool-lb"
         super().__init__(cluster)
         self.conf = os.path.join(self.dir, "pgpool.conf")
         pcp = os.path.join(self.dir, "pcp.conf")
@@ -326,7 +329,7 @@ connection_life_time = 0
 client_idle_limit = 0
 connection_cache = on
 reserved_connections = 0
-load_balance_mode = off
+load_balance_mode = {'on' if load_balance else 'off'}
 statement_level_load_balance = off
 sr_check_period = 0
 sr_check_user = 'postgres'
@@ -503,6 +506,19 @@ def print_table(results, args):
             f"{fmt(ratio(g['pgpilot'].get('cpu_s_per_100k'), g['pgbouncer'].get('cpu_s_per_100k')), '24.2f'):>24} "
             f"{fmt(ratio(g['pgpilot'].get('cpu_s_per_100k'), g['pgpool'].get('cpu_s_per_100k')), '21.2f'):>21}")
     lines.append("(tps ratio > 1: pgpilot faster; CPU/tx ratio < 1: pgpilot cheaper)")
+    lines.append("")
+    lines.append(f"{'mode':<16} {'routing: tps route/off':>22} {'CPU/tx route/off':>16} "
+                 f"{'lb: tps pgpilot/pgpool':>22} {'CPU/tx pgpilot/pgpool':>21}")
+    for mode in MODES:
+        g = {t: by.get((mode, t), {}) for t in PROXIES}
+        lines.append(
+            f"{mode:<16} {fmt(ratio(g['pgpilot-route'].get('tps'), g['pgpilot'].get('tps')), '22.2f'):>22} "
+            f"{fmt(ratio(g['pgpilot-route'].get('cpu_s_per_100k'), g['pgpilot'].get('cpu_s_per_100k')), '16.2f'):>16} "
+            f"{fmt(ratio(g['pgpilot-lb'].get('tps'), g['pgpool-lb'].get('tps')), '22.2f'):>22} "
+            f"{fmt(ratio(g['pgpilot-lb'].get('cpu_s_per_100k'), g['pgpool-lb'].get('cpu_s_per_100k')), '21.2f'):>21}")
+    lines.append("(routing: pgpilot-route = load balancing on, every read kept on the primary, against "
+                 "pgpilot with routing off;\n lb: reads spread over primary + 2 standbys, pgpilot-lb "
+                 "against pgpool-lb)")
     return "\n".join(lines)
 
 
@@ -581,6 +597,10 @@ def main():
             log("starting pgpool-II (streaming_replication, load_balance_mode=off) ...")
             daemons["pgpool"] = PgPool(cluster)
             daemons["pgpool"].start()
+        if "pgpool-lb" in targets:
+            log("starting pgpool-II with load_balance_mode=on (weights 1/1/1) ...")
+            daemons["pgpool-lb"] = PgPool(cluster, load_balance=True)
+            daemons["pgpool-lb"].start()
         report["versions"] = {k: d.version() for k, d in daemons.items()
                               if hasattr(d, "version")}
         ports = {"direct": p.port, "direct2": p.port,
