@@ -156,9 +156,10 @@ class ClientSession {
   bool routingCheckDue() const;
   void trackSessionState(std::string_view sql);
   net::Task<Routed> routeQuery(std::string_view sql);
-  // routeQuery without a coroutine, for the common case: outside a transaction block, a
-  // plain read or write whose classification is cached and needs no catalog lookup, going
-  // to the node the session is already on. False: nothing decided, take routeQuery.
+  // routeQuery without a coroutine, for the common case: a plain read, write or SHOW whose
+  // classification is cached and needs no catalog lookup, going to the node the session is
+  // already on (outside a block, or inside one that already runs there). False: nothing
+  // decided, take routeQuery.
   bool routeFast(std::string_view sql);
   net::Task<Routed> routeBatch(std::string_view data);
   net::Task<Routed> routeFunctionCall();

@@ -696,11 +696,19 @@ net::Task<ClientSession::Routed> ClientSession::routeQuery(std::string_view sql)
 }
 
 bool ClientSession::routeFast(std::string_view sql) {
-  if (tx_status_ != 'I' || tx_open_ || !active_ || !pump_running_ || cfg_->log_statement) {
+  if (!active_ || !pump_running_ || cfg_->log_statement) return false;
+  settle();  // as routeQuery does first; it may note a block pgpilot did not follow
+  const bool in_tx = tx_status_ != 'I';
+  if (in_tx) {
+    // Inside a block: only a block that already runs on the active node, in a mode that
+    // needs no per-statement relation tracking (dml_adaptive).
+    if (tx_status_ != 'T' || !tx_open_ || tx_deferred_ || !tx_joinable_ || !active_->in_tx ||
+        cfg_->disable_load_balance_on_write == "dml_adaptive") {
+      return false;
+    }
+  } else if (tx_open_) {
     return false;
   }
-  settle();
-  if (tx_open_) return false;  // settle() saw a block begin that pgpilot did not follow
   if (catalog_ctx_.empty()) updateCatalogCtx();
   auto res = worker_.classCache().classify(sql);
   const router::Classification& c = *res.classification;
@@ -712,26 +720,48 @@ bool ClientSession::routeFast(std::string_view sql) {
   const router::Route route = worker_.policy(cfg_)->decide(c, res.shape, sql, view);
   if (route.needs_catalog) return false;
   const bool write = route.target == Target::kPrimary;
-  int node = -1;
-  if (write || forcePrimaryForReads()) {
+  auto primaryNow = [&]() {  // primaryOrWait without the wait
     auto topo = shared_.cluster->topology();
     const cluster::NodeState* p = topo->primaryNode();
-    if (!p || p->status != cluster::NodeStatus::kUp) return false;  // primaryOrWait waits
-    node = p->backend.id;
+    return p && p->status == cluster::NodeStatus::kUp ? p->backend.id : -1;
+  };
+  int node = -1;
+  bool to_primary = false;
+  if (!in_tx) {
+    if (write || forcePrimaryForReads()) {
+      to_primary = true;
+      node = primaryNow();
+    } else {
+      // Statement-level balancing draws a node per statement; the coroutine path must not
+      // draw a second time when this one is not the active node (it would skew the weights).
+      if (cfg_->statement_level_load_balance) return false;
+      node = causalNodeNow(readNode()).value_or(-1);
+    }
   } else {
-    // Statement-level balancing draws a node per statement; the coroutine path must not
-    // draw a second time when this one is not the active node (it would skew the weights).
-    if (cfg_->statement_level_load_balance) return false;
-    auto now = causalNodeNow(readNode());
-    if (!now) return false;
-    node = *now;
+    // routeDecided's rules for a plain statement inside a block that has a node.
+    static const Facts kPlain;  // forcePrimaryInTx reads only dml_adaptive's relations
+    if (tx_read_only_) {
+      node = active_->node;
+    } else if (write || forcePrimaryInTx(kPlain)) {
+      to_primary = true;
+      node = primaryNow();
+    } else if (const Backend* home = tx_home_ >= 0 ? findBackend(tx_home_) : nullptr;
+               home && home->in_tx) {
+      node = tx_home_;
+    }
   }
-  // Another node means a pump switch (and perhaps a new connection or a replay): the
-  // coroutine path does that. backendFor's idle checks do not apply to the active backend.
-  if (node != active_->node || active_->replayed < session_log_.size()) return false;
-  if (write) {
+  // Another node means a pump switch (perhaps a new connection, a replay, joining the
+  // block): the coroutine path does that. backendFor's idle checks do not apply to the
+  // active backend.
+  if (node < 0 || node != active_->node || active_->replayed < session_log_.size()) return false;
+  if (write && to_primary) {
     wrote_session_ = true;
-    causal_pending_ = true;
+    if (in_tx) {
+      tx_wrote_ = true;
+      wrote_in_tx_once_ = true;
+    } else {
+      causal_pending_ = true;
+    }
   }
   stmt_node_ = node;
   return true;

@@ -292,3 +292,44 @@ def test_delay_threshold_by_time(cluster):
             t.join(10)
         lagging.psql("SELECT pg_wal_replay_resume()", check=False)
         p.stop()
+
+
+@pytest.mark.parametrize("mode", ["off", "transaction", "trans_transaction", "always"])
+def test_disable_load_balance_on_write_modes(cluster, mode):
+    """Where reads go after a write, per disable_load_balance_on_write (pgpool's meaning),
+    inside the block, in the next block and outside blocks. Most of these statements stay
+    on the session's current node, so they exercise the synchronous routing path
+    (routeFast) as well as the coroutine one."""
+    p = make(cluster, disable_load_balance_on_write=mode)
+    try:
+        conn = p.connect()
+        conn.autocommit = True
+        cur = conn.cursor()
+        primary = (cluster.primary.port, False)
+
+        def where():
+            cur.execute(WHERE)
+            return cur.fetchone()
+
+        home = where()
+        assert home[1] is True  # the session's load-balance node: a standby
+        cur.execute("BEGIN")
+        assert where() == home  # the block starts where its first statement reads
+        assert where() == home
+        cur.execute("INSERT INTO rk_t1 VALUES (1) RETURNING inet_server_port()")
+        assert cur.fetchone()[0] == cluster.primary.port
+        after_write = [where() for _ in range(3)]
+        cur.execute("COMMIT")
+        expected_in_block = home if mode == "off" else primary
+        assert after_write == [expected_in_block] * 3, after_write
+        # The next block, and reads outside any block.
+        cur.execute("BEGIN")
+        next_block = [where() for _ in range(2)]
+        cur.execute("COMMIT")
+        outside = [where() for _ in range(2)]
+        sticky = mode in ("trans_transaction", "always")
+        assert next_block == [primary if sticky else home] * 2, next_block
+        assert outside == [primary if mode == "always" else home] * 2, outside
+        conn.close()
+    finally:
+        p.stop()
