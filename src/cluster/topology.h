@@ -120,7 +120,11 @@ class ClusterState {
   // Control thread only.
   void publish(std::shared_ptr<const Topology> t) {
     topology_.store(std::move(t), std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_release);
   }
+  // Counts publish() calls: a thread that read it can tell, with one plain atomic load,
+  // whether its copy of the snapshot is still current (TopologyView).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   NodeCounters& counters(int node) { return counters_[static_cast<size_t>(node) % kMaxNodes]; }
   const NodeCounters& counters(int node) const {
     return counters_[static_cast<size_t>(node) % kMaxNodes];
@@ -163,11 +167,36 @@ class ClusterState {
 
  private:
   std::atomic<std::shared_ptr<const Topology>> topology_{std::make_shared<const Topology>()};
+  std::atomic<uint64_t> generation_{0};
   std::array<NodeCounters, kMaxNodes> counters_;
   std::array<std::atomic<int64_t>, kMaxNodes> lag_us_;  // microseconds, -1 = unknown
   mutable std::mutex health_mu_;
   std::array<HealthStats, kMaxNodes> health_{};
   EventLog events_;
+};
+
+// One thread's copy of the current snapshot, refreshed only when a new one has been
+// published. Reading ClusterState::topology() copies a shared_ptr out of an atomic: a lock
+// and a reference count that every worker writes, on every statement, bouncing their cache
+// line between cores. get() costs one atomic load of the generation instead. The reference
+// it returns is valid until the next get() on the same view; never hold it across a
+// co_await (take ClusterState::topology() there).
+class TopologyView {
+ public:
+  explicit TopologyView(const ClusterState& state) : state_(state) {}
+  const Topology& get() {
+    const uint64_t g = state_.generation();
+    if (g != generation_ || !snapshot_) {
+      snapshot_ = state_.topology();
+      generation_ = g;
+    }
+    return *snapshot_;
+  }
+
+ private:
+  const ClusterState& state_;
+  std::shared_ptr<const Topology> snapshot_;
+  uint64_t generation_ = 0;
 };
 
 // The initial topology from the configuration: every node up, roles unknown.

@@ -277,7 +277,7 @@ void ClientSession::trackSessionState(std::string_view sql) {
 }
 
 bool ClientSession::routingCheckDue() const {
-  return shared_.cluster->topology()->version != topo_version_;
+  return worker_.topology().version != topo_version_;
 }
 
 // Runs before a statement when a check is due: topology changes (nodes gone, a new
@@ -420,18 +420,18 @@ int ClientSession::chooseLbNode(const cluster::Topology& topo) {
 }
 
 int ClientSession::readNode() {
-  auto topo = shared_.cluster->topology();
+  const cluster::Topology& topo = worker_.topology();
   if (cfg_->statement_level_load_balance) {
-    lb_node_ = chooseLbNode(*topo);
+    lb_node_ = chooseLbNode(topo);
     return lb_node_;
   }
   if (lb_node_ >= 0) {
-    const cluster::NodeState* n = topo->find(lb_node_);
+    const cluster::NodeState* n = topo.find(lb_node_);
     if (n && inRotation(*n)) return lb_node_;
-    if (n && lb_node_ != topo->primary && cfg_->prefer_lower_delay_standby) {
+    if (n && lb_node_ != topo.primary && cfg_->prefer_lower_delay_standby) {
       // Out of rotation: the least-lagging standby still in rotation.
       const cluster::NodeState* best = nullptr;
-      for (const auto& c : topo->nodes) {
+      for (const auto& c : topo.nodes) {
         if (c.role == cluster::Role::kStandby && eligible(c) &&
             (!best || lagOf(c) < lagOf(*best))) {
           best = &c;
@@ -440,20 +440,20 @@ int ClientSession::readNode() {
       if (best) return lb_node_ = best->backend.id;
     }
   }
-  lb_node_ = chooseLbNode(*topo);
+  lb_node_ = chooseLbNode(topo);
   return lb_node_;
 }
 
 std::optional<int> ClientSession::causalNodeNow(int node) {
   if (!cfg_->causal_reads || node < 0) return node;
-  auto topo = shared_.cluster->topology();
-  if (node == topo->primary) return node;
+  const cluster::Topology& topo = worker_.topology();
+  if (node == topo.primary) return node;
   if (causal_pending_) return std::nullopt;  // the primary's WAL position must be asked
   if (causal_lsn_ == 0) return node;
   if (auto it = replayed_lsn_.find(node); it != replayed_lsn_.end() && it->second >= causal_lsn_) {
     return node;
   }
-  if (const cluster::NodeState* n = topo->find(node); n && n->lsn >= causal_lsn_) {
+  if (const cluster::NodeState* n = topo.find(node); n && n->lsn >= causal_lsn_) {
     replayed_lsn_[node] = n->lsn;
     return node;
   }
@@ -721,8 +721,7 @@ bool ClientSession::routeFast(std::string_view sql) {
   if (route.needs_catalog) return false;
   const bool write = route.target == Target::kPrimary;
   auto primaryNow = [&]() {  // primaryOrWait without the wait
-    auto topo = shared_.cluster->topology();
-    const cluster::NodeState* p = topo->primaryNode();
+    const cluster::NodeState* p = worker_.topology().primaryNode();
     return p && p->status == cluster::NodeStatus::kUp ? p->backend.id : -1;
   };
   int node = -1;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -53,6 +54,12 @@ class Worker {
   // ErrorResponses sent to this worker's clients by SQLSTATE class (worker thread only:
   // bumped by its sessions, read by /metrics through a post).
   common::ErrorClassCounts& errorClasses() { return error_classes_; }
+  // The current cluster snapshot for the worker's synchronous code (cluster::TopologyView:
+  // valid until the next call; never hold it across a co_await).
+  const cluster::Topology& topology() {
+    if (!topology_view_) topology_view_.emplace(*shared_.cluster);
+    return topology_view_->get();
+  }
 
   // Session registry (worker thread only): cancel keys and shutdown.
   int32_t registerSession(ClientSession* s);
@@ -102,6 +109,7 @@ class Worker {
   asio::steady_timer reap_timer_;
   common::LatencyHistogram latency_;
   common::ErrorClassCounts error_classes_;
+  std::optional<cluster::TopologyView> topology_view_;
   router::ClassificationCache class_cache_{4096};
   std::optional<router::Policy> policy_;
   std::shared_ptr<const config::Config> policy_cfg_;
