@@ -45,9 +45,7 @@ void showPoolNodes(const AdminContext& ctx, std::string& out) {
   for (const auto& n : ctx.topology->nodes) total_weight += n.backend.weight;
   for (const auto& n : ctx.topology->nodes) {
     const double w = total_weight > 0 ? n.backend.weight / total_weight : 0;
-    const uint64_t selects =
-        ctx.state ? ctx.state->counters(n.backend.id).select_cnt.load(std::memory_order_relaxed)
-                  : 0;
+    const uint64_t selects = ctx.state ? ctx.state->totals(n.backend.id).select_cnt : 0;
     const bool is_primary = n.backend.id == ctx.topology->primary;
     std::string role = std::string(cluster::roleName(n.role));
     // pgpool 4.4+: with delay_threshold_by_time the delay is shown in seconds (the
@@ -228,16 +226,15 @@ void showBackendStats(const AdminContext& ctx, std::string& out) {
   protocol::buildRowDescription(out, {"node_id", "hostname", "port", "status", "role", "select_cnt",
                                       "insert_cnt", "update_cnt", "delete_cnt", "ddl_cnt",
                                       "other_cnt", "panic_cnt", "fatal_cnt", "error_cnt"});
-  constexpr auto kRelaxed = std::memory_order_relaxed;
   for (const auto& n : ctx.topology->nodes) {
     std::vector<std::optional<std::string>> row = {
         std::to_string(n.backend.id), n.backend.hostname, std::to_string(n.backend.port),
         std::string(cluster::statusName(n.status)), nodeRole(ctx, n)};
     if (ctx.state) {
-      const auto& c = ctx.state->counters(n.backend.id);
-      for (const auto* a : {&c.select_cnt, &c.insert_cnt, &c.update_cnt, &c.delete_cnt, &c.ddl_cnt,
-                            &c.other_cnt, &c.panic_cnt, &c.fatal_cnt, &c.error_cnt}) {
-        row.emplace_back(num(a->load(kRelaxed)));
+      const cluster::NodeTotals c = ctx.state->totals(n.backend.id);
+      for (const uint64_t v : {c.select_cnt, c.insert_cnt, c.update_cnt, c.delete_cnt, c.ddl_cnt,
+                               c.other_cnt, c.panic_cnt, c.fatal_cnt, c.error_cnt}) {
+        row.emplace_back(num(v));
       }
     } else {
       row.resize(14, "0");

@@ -116,6 +116,26 @@ void NodeCounters::countError(std::string_view severity) {
   }
 }
 
+NodeTotals ClusterState::totals(int node) const {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  NodeTotals t;
+  for (const CounterShard& shard : shards_) {
+    const NodeCounters& c = shard.nodes[static_cast<size_t>(node) % kMaxNodes];
+    t.select_cnt += c.select_cnt.load(kRelaxed);
+    t.statements += c.statements.load(kRelaxed);
+    t.server_errors += c.server_errors.load(kRelaxed);
+    t.insert_cnt += c.insert_cnt.load(kRelaxed);
+    t.update_cnt += c.update_cnt.load(kRelaxed);
+    t.delete_cnt += c.delete_cnt.load(kRelaxed);
+    t.ddl_cnt += c.ddl_cnt.load(kRelaxed);
+    t.other_cnt += c.other_cnt.load(kRelaxed);
+    t.error_cnt += c.error_cnt.load(kRelaxed);
+    t.fatal_cnt += c.fatal_cnt.load(kRelaxed);
+    t.panic_cnt += c.panic_cnt.load(kRelaxed);
+  }
+  return t;
+}
+
 std::shared_ptr<Topology> initialTopology(const config::Config& cfg) {
   auto t = std::make_shared<Topology>();
   for (const auto& b : cfg.backends) {

@@ -88,6 +88,21 @@ struct NodeCounters {
   void countError(std::string_view severity);
 };
 
+// One node's NodeCounters summed over the workers' shards (ClusterState::totals).
+struct NodeTotals {
+  uint64_t select_cnt = 0;
+  uint64_t statements = 0;
+  uint64_t server_errors = 0;
+  uint64_t insert_cnt = 0;
+  uint64_t update_cnt = 0;
+  uint64_t delete_cnt = 0;
+  uint64_t ddl_cnt = 0;
+  uint64_t other_cnt = 0;
+  uint64_t error_cnt = 0;
+  uint64_t fatal_cnt = 0;
+  uint64_t panic_cnt = 0;
+};
+
 // Health-check statistics of one node (pgpool's SHOW pool_health_check_stats).
 struct HealthStats {
   uint64_t total_count = 0;    // checks started
@@ -125,10 +140,15 @@ class ClusterState {
   // Counts publish() calls: a thread that read it can tell, with one plain atomic load,
   // whether its copy of the snapshot is still current (TopologyView).
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
-  NodeCounters& counters(int node) { return counters_[static_cast<size_t>(node) % kMaxNodes]; }
-  const NodeCounters& counters(int node) const {
-    return counters_[static_cast<size_t>(node) % kMaxNodes];
+  // Per-node statistics, sharded by worker: each worker bumps its own shard (`shard` =
+  // its index), so no counter's cache line is written by two threads on the query path;
+  // readers (SHOW, /metrics, the API) sum the shards with totals().
+  static constexpr int kCounterShards = 16;
+  NodeCounters& counters(int node, int shard) {
+    return shards_[static_cast<size_t>(shard) % kCounterShards]
+        .nodes[static_cast<size_t>(node) % kMaxNodes];
   }
+  NodeTotals totals(int node) const;
 
   // Health statistics: written by the control thread, read by SHOW / metrics.
   HealthStats health(int node) const {
@@ -168,7 +188,10 @@ class ClusterState {
  private:
   std::atomic<std::shared_ptr<const Topology>> topology_{std::make_shared<const Topology>()};
   std::atomic<uint64_t> generation_{0};
-  std::array<NodeCounters, kMaxNodes> counters_;
+  struct alignas(64) CounterShard {
+    std::array<NodeCounters, kMaxNodes> nodes;
+  };
+  std::array<CounterShard, kCounterShards> shards_;
   std::array<std::atomic<int64_t>, kMaxNodes> lag_us_;  // microseconds, -1 = unknown
   mutable std::mutex health_mu_;
   std::array<HealthStats, kMaxNodes> health_{};

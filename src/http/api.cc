@@ -136,7 +136,7 @@ json nodesJson(const cluster::Topology& topo, const cluster::ClusterState& state
   json nodes = json::array();
   for (const auto& n : topo.nodes) {
     const int id = n.backend.id;
-    const auto& c = state.counters(id);
+    const cluster::NodeTotals c = state.totals(id);
     int conns = 0;
     for (const auto& [key, count] : pool_connections) {
       if (key.node == id) conns += count;
@@ -152,9 +152,9 @@ json nodesJson(const cluster::Topology& topo, const cluster::ClusterState& state
         {"pg_role", cluster::roleName(n.pg_role)},
         {"weight", n.backend.weight},
         {"lb_weight", total_weight > 0 ? n.backend.weight / total_weight : 0.0},
-        {"select_cnt", c.select_cnt.load(std::memory_order_relaxed)},
-        {"statements", c.statements.load(std::memory_order_relaxed)},
-        {"server_errors", c.server_errors.load(std::memory_order_relaxed)},
+        {"select_cnt", c.select_cnt},
+        {"statements", c.statements},
+        {"server_errors", c.server_errors},
         {"lsn", n.lsn},
         {"replication_delay_bytes", n.replication_delay},
         {"replication_lag_seconds", lagJson(state.replicationLagSeconds(id))},

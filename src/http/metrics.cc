@@ -127,28 +127,27 @@ void writeNodes(Writer& w, const MetricsInput& in) {
 void writeCounters(Writer& w, const MetricsInput& in) {
   auto counter = [&](std::string_view name, std::string_view help, auto field) {
     w.perNode(in, name, "counter", help, [&](const cluster::NodeState& n) {
-      return static_cast<double>(
-          (in.state->counters(n.backend.id).*field).load(std::memory_order_relaxed));
+      return static_cast<double>(in.state->totals(n.backend.id).*field);
     });
   };
   counter("pgpilot_node_statements_total",
           "Statements (Query and Parse messages) sent to the node through pgpilot.",
-          &cluster::NodeCounters::statements);
+          &cluster::NodeTotals::statements);
   counter("pgpilot_node_selects_total", "SELECT statements sent to the node (select_cnt).",
-          &cluster::NodeCounters::select_cnt);
+          &cluster::NodeTotals::select_cnt);
   counter("pgpilot_node_server_errors_total", "Errors the node returned to clients.",
-          &cluster::NodeCounters::server_errors);
+          &cluster::NodeTotals::server_errors);
   // The same figures as SHOW pool_backend_stats, as labelled series.
-  using C = cluster::NodeCounters;
-  using Field = std::atomic<uint64_t> C::*;
+  using C = cluster::NodeTotals;
+  using Field = uint64_t C::*;
   auto labelled = [&](std::string_view name, std::string_view label, std::string_view help,
                       std::initializer_list<std::pair<std::string_view, Field>> fields) {
     w.family(name, "counter", help);
     for (const auto& n : in.topology->nodes) {
-      const C& c = in.state->counters(n.backend.id);
+      const C c = in.state->totals(n.backend.id);
       for (const auto& [value, field] : fields) {
         w.sample(name, {{"node", std::to_string(n.backend.id)}, {label, std::string(value)}},
-                 (c.*field).load(std::memory_order_relaxed));
+                 c.*field);
       }
     }
   };

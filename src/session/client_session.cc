@@ -570,7 +570,7 @@ net::Task<void> ClientSession::clientPump() {
           }
         }
         if (!lb_) trackSessionState(sql);
-        auto& counters = shared_.cluster->counters(server_->node());
+        auto& counters = shared_.cluster->counters(server_->node(), worker_.index());
         counters.statements.fetch_add(1, std::memory_order_relaxed);
         counters.countStatement(sql);
         if (cfg_->log_statement) log::logf(Level::kLog, logContext(), "statement: {}", sql);
@@ -605,7 +605,7 @@ net::Task<void> ClientSession::clientPump() {
             ++pending_;
             break;
           case fe::kParse:
-            shared_.cluster->counters(server_->node())
+            shared_.cluster->counters(server_->node(), worker_.index())
                 .statements.fetch_add(1, std::memory_order_relaxed);
             unsynced_ = true;
             break;
@@ -736,7 +736,7 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
           case be::kErrorResponse:
             stmt_error_ = true;
             if (auto f = protocol::parseErrorFields(step.body)) {
-              shared_.cluster->counters(conn.node()).countError(f->severity);
+              shared_.cluster->counters(conn.node(), worker_.index()).countError(f->severity);
               if (f->severity == "FATAL" || f->severity == "PANIC") {
                 // Class 57: shutdown, pg_terminate_backend (not a reply to the client).
                 if (pending_ == 0 && rfq == 0 && tx_status_ == 'I' && !copy_in_ && !unsynced_ &&

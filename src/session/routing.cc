@@ -1165,8 +1165,8 @@ net::Task<ClientSession::Routed> ClientSession::routeBatch(std::string_view data
   Backend& b = *active_;
   const int node = b.node;
   if (f.kind == Kind::kRead && executes > 0) {
-    shared_.cluster->counters(node).select_cnt.fetch_add(static_cast<uint64_t>(executes),
-                                                         std::memory_order_relaxed);
+    shared_.cluster->counters(node, worker_.index())
+        .select_cnt.fetch_add(static_cast<uint64_t>(executes), std::memory_order_relaxed);
   }
 
   // Close statements this node still has under a name the client has since reused.

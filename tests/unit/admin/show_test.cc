@@ -37,7 +37,7 @@ TEST(AdminAnswer, PoolNodesHasOneRowPerNodeWithPgpoolColumns) {
   }
   t.primary = 0;
   cluster::ClusterState state;
-  state.counters(1).select_cnt = 7;
+  state.counters(1, 0).select_cnt = 7;
   std::string out;
   answer(AdminCommand::kShowPoolNodes, {.topology = &t, .state = &state, .session_node = 0}, out);
 

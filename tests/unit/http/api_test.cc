@@ -120,8 +120,8 @@ cluster::Topology twoNodes() {
 
 TEST(Metrics, RendersNodesCountersAndHistogram) {
   cluster::ClusterState state;
-  state.counters(1).select_cnt = 7;
-  state.counters(1).statements = 9;
+  state.counters(1, 0).select_cnt = 7;
+  state.counters(1, 0).statements = 9;
   state.updateHealth(1, [](cluster::HealthStats& h) {
     h.total_count = 4;
     h.fail_count = 1;
