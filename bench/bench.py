@@ -496,29 +496,30 @@ def print_table(results, args):
     lines.append("other% = CPU used during the run by processes outside the benchmark "
                  "(% of all cores): > ~5 means the figures are disturbed.")
     lines.append("")
-    lines.append(f"{'mode':<16} {'tps pgpilot/pgbouncer':>21} {'tps pgpilot/pgpool':>18} "
-                 f"{'CPU/tx pgpilot/pgbouncer':>24} {'CPU/tx pgpilot/pgpool':>21}")
-    for mode in MODES:
-        g = {t: by.get((mode, t), {}) for t in PROXIES}
-        lines.append(
-            f"{mode:<16} {fmt(ratio(g['pgpilot'].get('tps'), g['pgbouncer'].get('tps')), '21.2f'):>21} "
-            f"{fmt(ratio(g['pgpilot'].get('tps'), g['pgpool'].get('tps')), '18.2f'):>18} "
-            f"{fmt(ratio(g['pgpilot'].get('cpu_s_per_100k'), g['pgbouncer'].get('cpu_s_per_100k')), '24.2f'):>24} "
-            f"{fmt(ratio(g['pgpilot'].get('cpu_s_per_100k'), g['pgpool'].get('cpu_s_per_100k')), '21.2f'):>21}")
+    # Ratio tables: (column title, target a, target b, field) -> a's figure / b's.
+    def ratio_table(columns):
+        lines.append(f"{'mode':<16} " + " ".join(f"{title:>{len(title)}}" for title, *_ in columns))
+        for mode in MODES:
+            cells = []
+            for title, a, b, field in columns:
+                ra = by.get((mode, a), {}).get(field)
+                rb = by.get((mode, b), {}).get(field)
+                cells.append(f"{fmt(ratio(ra, rb), f'{len(title)}.2f'):>{len(title)}}")
+            lines.append(f"{mode:<16} " + " ".join(cells))
+
+    ratio_table([("tps pgpilot/pgbouncer", "pgpilot", "pgbouncer", "tps"),
+                 ("tps pgpilot/pgpool", "pgpilot", "pgpool", "tps"),
+                 ("CPU/tx pgpilot/pgbouncer", "pgpilot", "pgbouncer", "cpu_s_per_100k"),
+                 ("CPU/tx pgpilot/pgpool", "pgpilot", "pgpool", "cpu_s_per_100k")])
     lines.append("(tps ratio > 1: pgpilot faster; CPU/tx ratio < 1: pgpilot cheaper)")
     lines.append("")
-    lines.append(f"{'mode':<16} {'routing: tps route/off':>22} {'CPU/tx route/off':>16} "
-                 f"{'lb: tps pgpilot/pgpool':>22} {'CPU/tx pgpilot/pgpool':>21}")
-    for mode in MODES:
-        g = {t: by.get((mode, t), {}) for t in PROXIES}
-        lines.append(
-            f"{mode:<16} {fmt(ratio(g['pgpilot-route'].get('tps'), g['pgpilot'].get('tps')), '22.2f'):>22} "
-            f"{fmt(ratio(g['pgpilot-route'].get('cpu_s_per_100k'), g['pgpilot'].get('cpu_s_per_100k')), '16.2f'):>16} "
-            f"{fmt(ratio(g['pgpilot-lb'].get('tps'), g['pgpool-lb'].get('tps')), '22.2f'):>22} "
-            f"{fmt(ratio(g['pgpilot-lb'].get('cpu_s_per_100k'), g['pgpool-lb'].get('cpu_s_per_100k')), '21.2f'):>21}")
-    lines.append("(routing: pgpilot-route = load balancing on, every read kept on the primary, against "
-                 "pgpilot with routing off;\n lb: reads spread over primary + 2 standbys, pgpilot-lb "
-                 "against pgpool-lb)")
+    ratio_table([("routing: tps route/off", "pgpilot-route", "pgpilot", "tps"),
+                 ("CPU/tx route/off", "pgpilot-route", "pgpilot", "cpu_s_per_100k"),
+                 ("lb: tps pgpilot/pgpool", "pgpilot-lb", "pgpool-lb", "tps"),
+                 ("CPU/tx pgpilot/pgpool", "pgpilot-lb", "pgpool-lb", "cpu_s_per_100k")])
+    lines.append("(routing: pgpilot-route = load balancing on, every read kept on the primary, "
+                 "against pgpilot with routing off;\n lb: reads spread over primary + 2 "
+                 "standbys, pgpilot-lb against pgpool-lb)")
     return "\n".join(lines)
 
 
