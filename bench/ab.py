@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""Interleaved A/B rounds: short pgbench -S runs against several proxies in turn, medians.
+
+    bench/ab.py --rounds 5 --duration 6 \\
+        off=build/release/src/pgpilot \\
+        'route=build/release/src/pgpilot:load_balance_mode=on;backend_weight1=0;backend_weight2=0' \\
+        bouncer=pgbouncer
+
+Each target is NAME=BINARY[:key=value;key=value] (a pgpilot binary with extra settings on
+top of bench.py's PGPILOT_CONF) or NAME=pgbouncer. One cluster (primary + 2 standbys,
+pgbench -s 10) serves every target; each round runs `pgbench -S -M simple -c 32 -j 2`
+for `--duration` seconds against every target in turn, and the medians of tps and of
+proxy CPU seconds per 100k transactions are printed at the end. On a machine whose speed
+drifts between runs (docs/benchmarks.md), round-robin medians compare builds and settings
+far better than one run each. Not part of CI; needs what bench/run_bench.sh needs.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+import bench  # noqa: E402
+from harness import procs  # noqa: E402
+from harness.cluster import Cluster  # noqa: E402
+from harness.pgpilot import Pgpilot  # noqa: E402
+
+
+def start(cluster, spec):
+    if spec == "pgbouncer":
+        d = bench.PgBouncer(cluster)
+        d.start()
+        return d
+    binary, _, settings = spec.partition(":")
+    if "debug" in os.path.realpath(binary).split(os.sep):
+        raise SystemExit("refusing to benchmark a debug (ASan) build")
+    extra = dict(kv.split("=", 1) for kv in settings.split(";") if kv)
+    return Pgpilot(cluster, binary=os.path.abspath(binary),
+                   extra_conf=dict(bench.PGPILOT_CONF, **extra))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=int, default=6, help="seconds per pgbench run")
+    ap.add_argument("targets", nargs="+", help="NAME=BINARY[:k=v;k=v] or NAME=pgbouncer")
+    args = ap.parse_args()
+    targets = [t.split("=", 1) for t in args.targets]
+    cluster = Cluster(num_standbys=2, extra_conf=bench.CLUSTER_CONF)
+    daemons = {}
+    try:
+        cluster.start()
+        subprocess.run([bench.PGBENCH, "-i", "-s", "10", "-q", "-h", "127.0.0.1", "-p",
+                        str(cluster.primary.port), "-U", "postgres", "postgres"],
+                       check=True, capture_output=True, timeout=300, env=procs.clean_env())
+        cluster.wait_replay(timeout=120)
+        for name, spec in targets:
+            daemons[name] = start(cluster, spec)
+        bench.pgbench(cluster.primary.port, ["-S", "-c", "8", "-j", "2", "-T", "4"], timeout=60)
+        results = {name: [] for name, _ in targets}
+        for r in range(args.rounds):
+            for name, _ in targets:
+                d = daemons[name]
+                cpu0 = bench.tree_cpu_seconds(d.pid)
+                rc, out, _ = bench.pgbench(d.port, ["-S", "-M", "simple", "-c", "32", "-j", "2",
+                                                    "-T", str(args.duration)],
+                                           timeout=args.duration + 60)
+                cpu = bench.tree_cpu_seconds(d.pid) - cpu0
+                p = bench.parse_pgbench(out)
+                if rc != 0 or not p.get("transactions"):
+                    raise SystemExit(f"{name}: pgbench failed:\n{out[-2000:]}")
+                per100k = 1e5 * cpu / p["transactions"]
+                results[name].append((p["tps"], per100k))
+                print(f"round {r} {name:<12} tps {p['tps']:8.0f}  CPU s/100k tx {per100k:5.2f}",
+                      flush=True)
+        print("---- medians")
+        for name, v in results.items():
+            print(f"{name:<12} tps {statistics.median(x[0] for x in v):8.0f}  "
+                  f"CPU s/100k tx {statistics.median(x[1] for x in v):5.2f}")
+    finally:
+        for d in daemons.values():
+            try:
+                d.stop()
+            except Exception as e:  # noqa: BLE001 - keep stopping the others
+                print(f"stop: {e}", file=sys.stderr)
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
