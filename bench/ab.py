@@ -9,8 +9,9 @@
 Each target is NAME=BINARY[:key=value;key=value] (a pgpilot binary with extra settings on
 top of bench.py's PGPILOT_CONF) or NAME=pgbouncer. One cluster (primary + 2 standbys,
 pgbench -s 10) serves every target; each round runs `pgbench -S -M simple -c 32 -j 2`
-for `--duration` seconds against every target in turn, and the medians of tps and of
-proxy CPU seconds per 100k transactions are printed at the end. On a machine whose speed
+(`--mode tpcb`: the TPC-B-like script with -c 16) for `--duration` seconds against every target in turn, and the medians of tps and of
+proxy CPU seconds per 100k transactions are printed at the end, and for every target
+after the first the median of its per-round ratios to the first. On a machine whose speed
 drifts between runs (docs/benchmarks.md), round-robin medians compare builds and settings
 far better than one run each. Not part of CI; needs what bench/run_bench.sh needs.
 """
@@ -48,6 +49,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=6, help="seconds per pgbench run")
+    ap.add_argument("--mode", choices=["select", "tpcb"], default="select",
+                    help="select: pgbench -S -c 32; tpcb: the TPC-B-like script, -c 16")
     ap.add_argument("targets", nargs="+", help="NAME=BINARY[:k=v;k=v] or NAME=pgbouncer")
     args = ap.parse_args()
     targets = [t.split("=", 1) for t in args.targets]
@@ -67,7 +70,8 @@ def main():
             for name, _ in targets:
                 d = daemons[name]
                 cpu0 = bench.tree_cpu_seconds(d.pid)
-                rc, out, _ = bench.pgbench(d.port, ["-S", "-M", "simple", "-c", "32", "-j", "2",
+                load = ["-S", "-c", "32"] if args.mode == "select" else ["-c", "16"]
+                rc, out, _ = bench.pgbench(d.port, [*load, "-M", "simple", "-j", "2",
                                                     "-T", str(args.duration)],
                                            timeout=args.duration + 60)
                 cpu = bench.tree_cpu_seconds(d.pid) - cpu0
@@ -79,9 +83,17 @@ def main():
                 print(f"round {r} {name:<12} tps {p['tps']:8.0f}  CPU s/100k tx {per100k:5.2f}",
                       flush=True)
         print("---- medians")
+        base = targets[0][0]
         for name, v in results.items():
-            print(f"{name:<12} tps {statistics.median(x[0] for x in v):8.0f}  "
-                  f"CPU s/100k tx {statistics.median(x[1] for x in v):5.2f}")
+            line = (f"{name:<12} tps {statistics.median(x[0] for x in v):8.0f}  "
+                    f"CPU s/100k tx {statistics.median(x[1] for x in v):5.2f}")
+            if name != base:
+                # Paired by round: the drift of the machine hits both runs of a round alike.
+                b = results[base]
+                tps_r = statistics.median(x[0] / y[0] for x, y in zip(v, b))
+                cpu_r = statistics.median(x[1] / y[1] for x, y in zip(v, b))
+                line += f"   per round vs {base}: tps x{tps_r:.3f}, CPU/tx x{cpu_r:.3f}"
+            print(line)
     finally:
         for d in daemons.values():
             try:
