@@ -20,13 +20,9 @@ Task<std::error_code> Stream::tlsConnect(asio::ssl::context& ctx) {
   co_return ec;
 }
 
-Task<std::pair<std::error_code, size_t>> Stream::readSome(asio::mutable_buffer buf) {
-  if (tls_) {
-    auto [ec, n] = co_await tls_->async_read_some(buf, kUseAwaitable);
-    co_return std::pair{ec, n};
-  }
-  auto [ec, n] = co_await socket_->async_read_some(buf, kUseAwaitable);
-  co_return std::pair{ec, n};
+Task<std::tuple<std::error_code, size_t>> Stream::readSome(asio::mutable_buffer buf) {
+  if (tls_) return tls_->async_read_some(buf, kUseAwaitable);
+  return socket_->async_read_some(buf, kUseAwaitable);
 }
 
 Task<std::error_code> Stream::writeAll(asio::const_buffer buf) {

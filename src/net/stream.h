@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 namespace pgpilot::net {
@@ -40,7 +41,9 @@ class Stream {
   Task<std::error_code> tlsAccept(asio::ssl::context& ctx);
   Task<std::error_code> tlsConnect(asio::ssl::context& ctx);
 
-  Task<std::pair<std::error_code, size_t>> readSome(asio::mutable_buffer buf);
+  // Not a coroutine: returns the socket's own awaitable (co_await it at once), so a read
+  // costs no coroutine frame of its own.
+  Task<std::tuple<std::error_code, size_t>> readSome(asio::mutable_buffer buf);
   Task<std::error_code> writeAll(asio::const_buffer buf);
   Task<std::error_code> writeAll(std::string_view data) {
     return writeAll(asio::buffer(data.data(), data.size()));
