@@ -338,20 +338,24 @@ net::Task<ClientSession::Routed> ClientSession::cannotRoute(std::string_view why
   co_return Routed::kAnswered;
 }
 
+namespace {
+// The primary's node id if it is up, else -1.
+int upPrimary(const cluster::Topology& t) {
+  const cluster::NodeState* p = t.primaryNode();
+  return p && p->status == cluster::NodeStatus::kUp ? p->backend.id : -1;
+}
+}  // namespace
+
 net::Task<int> ClientSession::primaryOrWait() {
   auto topo = shared_.cluster->topology();
   const auto wait_until = pool::Clock::now() + shared_.primary_wait;
-  auto usable = [](const cluster::Topology& t) {
-    const cluster::NodeState* p = t.primaryNode();
-    return p && p->status == cluster::NodeStatus::kUp;
-  };
-  while (!usable(*topo) && pool::Clock::now() < wait_until && !aborted_) {
+  while (upPrimary(*topo) < 0 && pool::Clock::now() < wait_until && !aborted_) {
     asio::steady_timer t(worker_.context());
     t.expires_after(std::chrono::milliseconds(100));
     co_await t.async_wait(net::kUseAwaitable);
     topo = shared_.cluster->topology();
   }
-  co_return usable(*topo) ? topo->primary : -1;
+  co_return upPrimary(*topo);
 }
 
 // delay_threshold_by_time (when > 0, pgpool 4.4+) or delay_threshold: a standby replaying
@@ -720,16 +724,12 @@ bool ClientSession::routeFast(std::string_view sql) {
   const router::Route route = worker_.policy(cfg_)->decide(c, res.shape, sql, view);
   if (route.needs_catalog) return false;
   const bool write = route.target == Target::kPrimary;
-  auto primaryNow = [&]() {  // primaryOrWait without the wait
-    const cluster::NodeState* p = worker_.topology().primaryNode();
-    return p && p->status == cluster::NodeStatus::kUp ? p->backend.id : -1;
-  };
   int node = -1;
   bool to_primary = false;
   if (!in_tx) {
     if (write || forcePrimaryForReads()) {
       to_primary = true;
-      node = primaryNow();
+      node = upPrimary(worker_.topology());  // primaryOrWait without the wait
     } else {
       // Statement-level balancing draws a node per statement; the coroutine path must not
       // draw a second time when this one is not the active node (it would skew the weights).
@@ -743,7 +743,7 @@ bool ClientSession::routeFast(std::string_view sql) {
       node = active_->node;
     } else if (write || forcePrimaryInTx(kPlain)) {
       to_primary = true;
-      node = primaryNow();
+      node = upPrimary(worker_.topology());  // primaryOrWait without the wait
     } else if (const Backend* home = tx_home_ >= 0 ? findBackend(tx_home_) : nullptr;
                home && home->in_tx) {
       node = tx_home_;

@@ -22,6 +22,8 @@ from harness import procs
 from harness.cluster import Cluster
 from harness.pgpilot import Pgpilot
 
+from routing_util import pool_nodes
+
 PGBENCH = shutil.which("pgbench") or "/usr/bin/pgbench"
 DB = "reloadbench"
 NODE2_KEYS = ("backend_hostname2", "backend_port2", "backend_weight2",
@@ -56,18 +58,6 @@ def status(p):
         with conn.cursor() as cur:
             cur.execute("SHOW pool_status")
             return {r[0]: r[1] for r in cur.fetchall()}
-    finally:
-        conn.close()
-
-
-def pool_nodes(p):
-    conn = p.connect()
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW pool_nodes")
-            cols = [d[0] for d in cur.description]
-            return {int(r[0]): dict(zip(cols, r)) for r in cur.fetchall()}
     finally:
         conn.close()
 
