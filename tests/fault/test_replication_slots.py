@@ -4,6 +4,7 @@ standby streams from the new primary through its slot there; a detached standby'
 dropped once inactive (drop_slots_of_detached_nodes). Asserted on the servers."""
 
 import signal
+import time
 
 from harness.cluster import Cluster
 from harness.pgpilot import Pgpilot
@@ -47,6 +48,8 @@ def test_slots_follow_failover_and_are_dropped_for_detached_nodes():
         with Writer(p) as w:
             w.wait_acks(30)
             c.node(0).kill(signal.SIGKILL)
+            time.sleep(0.5)  # acks the old primary sent before it died are counted by now
+            acked_by_old_primary = set(w.acked_ids())
             wait_for(lambda: primary_of(p) in (1, 2), 30, "a standby promoted")
             w.wait_acks(30)
         new = primary_of(p)
@@ -61,7 +64,12 @@ def test_slots_follow_failover_and_are_dropped_for_detached_nodes():
         assert slot_name_of(c.node(other)) == slot
         assert wal_sender_port(c.node(other)) == (c.node(new).port, "streaming")
         assert pool_nodes(p)[other]["status"] == "up"
-        assert w.acked_ids() <= ids_on(c.node(new))
+        # Replication is asynchronous here: the crash may lose the old primary's last
+        # writes that were not streamed yet (PostgreSQL's documented behaviour; zero loss
+        # with synchronous replication is test_primary_loss.py's). Every write acknowledged
+        # after the failover is on the new primary.
+        lost = w.acked_ids() - ids_on(c.node(new))
+        assert lost <= acked_by_old_primary, sorted(lost - acked_by_old_primary)[:10]
         assert not [s for s in slots(c.node(new)) if s == f"pgpilot_node_{new}"]
 
         # An operator detaches the follower while it still streams: the slot is in use,
