@@ -148,14 +148,15 @@ void showPoolProcesses(const AdminContext& ctx, std::string& out) {
   protocol::buildRowDescription(
       out, {"worker", "start_time", "client_sessions", "idle_server_connections",
             "server_connections_opened", "server_connections_closed", "server_connections_reused",
-            "pool_waits", "pool_wait_timeouts", "reset_failures"});
+            "pool_waits", "pool_wait_timeouts", "reset_failures", "internal_queries"});
   size_t n = 0;
   if (ctx.workers) {
     for (const auto& w : *ctx.workers) {
       protocol::buildDataRow(
-          out, {std::to_string(w.worker), timeOrEmpty(ctx.started), num(w.client_sessions),
-                num(w.idle_server_connections), num(w.opened), num(w.closed), num(w.reused),
-                num(w.waits), num(w.wait_timeouts), num(w.reset_failures)});
+          out,
+          {std::to_string(w.worker), timeOrEmpty(ctx.started), num(w.client_sessions),
+           num(w.idle_server_connections), num(w.opened), num(w.closed), num(w.reused),
+           num(w.waits), num(w.wait_timeouts), num(w.reset_failures), num(w.internal_queries)});
       ++n;
     }
   }

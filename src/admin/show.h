@@ -93,6 +93,7 @@ struct WorkerRow {
   uint64_t waits = 0;
   uint64_t wait_timeouts = 0;
   uint64_t reset_failures = 0;
+  uint64_t internal_queries = 0;
 };
 
 struct AdminContext {

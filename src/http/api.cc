@@ -427,6 +427,7 @@ net::Task<std::vector<WorkerStats>> Api::gatherWorkers(bool sessions) {
       s.pool = worker->pool().stats();
       s.latency = worker->latency().snapshot();
       s.errors_by_class = worker->errorClasses().nonZero();
+      s.internal_queries = worker->internalQueries();
       if (sessions) s.session_rows = worker->sessionRows();
       asio::post(ex, [g, s = std::move(s)]() mutable {
         g->stats.push_back(std::move(s));

@@ -242,6 +242,10 @@ void writePool(Writer& w, const MetricsInput& in) {
   perWorker("pgpilot_pool_reset_failures_total", "counter",
             "Server connections closed because their reset failed.",
             [](const WorkerStats& s) { return s.pool.reset_failures; });
+  perWorker("pgpilot_routing_internal_queries_total", "counter",
+            "Statements run on a server for a session besides the client's own (session "
+            "state replayed on another node, a block joining a node, causal_reads checks).",
+            [](const WorkerStats& s) { return s.internal_queries; });
 }
 
 void writeErrors(Writer& w, const MetricsInput& in) {

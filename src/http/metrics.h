@@ -30,6 +30,7 @@ struct WorkerStats {
   common::LatencyHistogram::Snapshot latency;
   // ErrorResponses sent to this worker's clients, by SQLSTATE class ("23", 17).
   std::vector<std::pair<std::string, uint64_t>> errors_by_class;
+  uint64_t internal_queries = 0;                // Worker::internalQueries
   std::vector<admin::SessionRow> session_rows;  // only when asked for (/api/sessions)
 };
 

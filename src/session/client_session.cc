@@ -17,9 +17,10 @@ namespace {
 
 // Server->client: the small messages that drive the session state machine.
 bool serverWantsBody(char type) {
+  // CommandComplete: to drop a block's BEGIN sent with its first statement whole.
   return type == be::kReadyForQuery || type == be::kParameterStatus || type == be::kErrorResponse ||
          type == be::kCopyInResponse || type == be::kCopyOutResponse ||
-         type == be::kCopyBothResponse;
+         type == be::kCopyBothResponse || type == be::kCommandComplete;
 }
 
 constexpr size_t kReadChunk = 64 * 1024;
@@ -577,6 +578,22 @@ net::Task<void> ClientSession::clientPump() {
         ++pending_;
         stmt_error_ = false;
         copy_in_ = false;
+        if (begin_pipelined_) {
+          // The block's first statement: the client's BEGIN goes ahead of it in the same
+          // write, as a Query of its own (the server pump drops its reply), so the block is
+          // open on the server before the statement is even parsed, exactly as if the
+          // client had sent both: one round trip instead of two.
+          begin_pipelined_ = false;
+          absorb_begin_ = true;
+          std::string& out = scratch_;
+          out.assign(data.substr(fwd_start, pos - fwd_start));
+          protocol::Writer(out).begin(fe::kQuery).cstring(tx_log_.front()).finish();
+          out.append(data.substr(pos, step.size));
+          pos += step.size;
+          fwd_start = pos;
+          if (co_await server_->stream().writeAll(out)) co_return;
+          continue;
+        }
       } else if (step.kind == protocol::ScanKind::kHeader) {
         const bool batch_start =
             !unsynced_ &&
@@ -710,6 +727,16 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
     size_t pos = 0;
     size_t fwd = 0;  // start of the bytes not yet written to the client
     int rfq = 0;
+    // Forwards the bytes before the message at `pos` (which is then kept from the client).
+    auto forwardBefore = [&]() -> net::Task<void> {
+      if (!client_gone_) {
+        if (co_await writeClient(data.substr(fwd, pos - fwd))) {
+          client_gone_ = true;
+          client_.close();
+        }
+      }
+      fwd = pos;
+    };
     while (pos < data.size()) {
       auto step = scanner.next(data.substr(pos));
       if (step.kind == protocol::ScanKind::kNeedMoreData) {
@@ -724,9 +751,23 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
       if (step.kind == protocol::ScanKind::kMessage) {
         switch (step.type) {
           case be::kReadyForQuery:
+            if (absorb_begin_) {
+              // The end of BEGIN's reply (routeFast, begin_pipelined_): the client had its
+              // answer from pgpilot and owes no ReadyForQuery for it.
+              absorb_begin_ = false;
+              if (pos > fwd) co_await forwardBefore();
+              fwd = pos + step.size;
+              break;
+            }
             tx_status_ = protocol::parseReadyForQuery(step.body).value_or('I');
             ++rfq;
             copy_in_ = false;
+            break;
+          case be::kCommandComplete:
+            if (absorb_begin_) {  // BEGIN's
+              if (pos > fwd) co_await forwardBefore();
+              fwd = pos + step.size;
+            }
             break;
           case be::kParameterStatus:
             if (auto p = protocol::parseParameterStatus(step.body)) {

@@ -224,6 +224,7 @@ class ClientSession {
   bool pump_stop_ = false;
   bool active_lost_ = false;  // the active connection died while idle outside a transaction
   bool stmt_error_ = false;   // an ErrorResponse since the last routed statement was sent
+  std::string scratch_;       // clientPump: a write to the server assembled from pieces
   pool::ServerError last_error_;
   std::string catalog_ctx_;  // database, user and search_path for catalog lookups
   uint64_t topo_version_ = 0;
@@ -237,7 +238,13 @@ class ClientSession {
   int stmt_node_ = -1;        // node of the last routed statement (select_cnt)
   bool tx_open_ = false;      // a transaction block the session knows how it began
   bool tx_deferred_ = false;  // BEGIN answered by pgpilot, not yet sent to any node
-  bool tx_joinable_ = true;   // other nodes may join (tx_log_ is complete)
+  // routeFast: the statement being routed opens the deferred block on the primary; the
+  // block's BEGIN (tx_log_[0]) is written to the server just ahead of it.
+  bool begin_pipelined_ = false;
+  // Server pump: the reply to such a BEGIN is still to come, up to its ReadyForQuery. It is
+  // not forwarded, except an error (the client then sees why the block failed).
+  bool absorb_begin_ = false;
+  bool tx_joinable_ = true;  // other nodes may join (tx_log_ is complete)
   bool tx_wrote_ = false;
   bool tx_read_only_ = false;
   bool tx_primary_only_ = false;                // SERIALIZABLE

@@ -124,12 +124,14 @@ void ClientSession::dropBackend(Backend& b, bool clean) {
 
 net::Task<std::expected<pool::ServerConn::Result, pool::ServerError>> ClientSession::internalQuery(
     Backend& b, std::string_view sql) {
+  worker_.countInternalQuery();
   auto r = co_await b.conn->query(sql, internalTimeout(*cfg_));
   if (!r && r.error().connection_failed) b.conn->stream().close();
   co_return r;
 }
 
 net::Task<bool> ClientSession::internalExchange(Backend& b, std::string_view msgs) {
+  worker_.countInternalQuery();
   if (co_await b.conn->stream().writeAll(msgs)) co_return false;
   net::Deadline deadline(worker_.context().get_executor(), internalTimeout(*cfg_),
                          b.conn->stream());
@@ -703,27 +705,49 @@ bool ClientSession::routeFast(std::string_view sql) {
   if (!active_ || !pump_running_ || cfg_->log_statement) return false;
   settle();  // as routeQuery does first; it may note a block pgpilot did not follow
   const bool in_tx = tx_status_ != 'I';
-  if (in_tx) {
-    // Inside a block: only a block that already runs on the active node, in a mode that
-    // needs no per-statement relation tracking (dml_adaptive).
-    if (tx_status_ != 'T' || !tx_open_ || tx_deferred_ || !tx_joinable_ || !active_->in_tx ||
-        cfg_->disable_load_balance_on_write == "dml_adaptive") {
-      return false;
-    }
-  } else if (tx_open_) {
+  // Inside a block: only a block pgpilot follows, in a mode that needs no per-statement
+  // relation tracking (dml_adaptive).
+  if (in_tx ? !tx_open_ || !tx_joinable_ || cfg_->disable_load_balance_on_write == "dml_adaptive"
+            : tx_open_) {
     return false;
   }
   if (catalog_ctx_.empty()) updateCatalogCtx();
   auto res = worker_.classCache().classify(sql);
   const router::Classification& c = *res.classification;
-  if (c.statement_count != 1 || c.parse_error || c.session_state ||
-      (c.kind != Kind::kRead && c.kind != Kind::kWrite && c.kind != Kind::kShow)) {
+  if (c.statement_count != 1 || c.parse_error || c.session_state) return false;
+  if (c.kind == Kind::kCommit || c.kind == Kind::kRollback) {
+    // routeDecided's end of a block that runs on the active node alone.
+    if (!in_tx || tx_deferred_ || !active_->in_tx) return false;
+    for (const auto& b : backends_) {
+      if (b.get() != active_ && b->in_tx) return false;
+    }
+    if (c.kind == Kind::kCommit) {
+      settle_.valid = true;
+      settle_.commit = true;
+    }
+    stmt_node_ = active_->node;
+    return true;
+  }
+  if ((c.kind != Kind::kRead && c.kind != Kind::kWrite && c.kind != Kind::kShow) ||
+      (in_tx && tx_status_ != 'T')) {
+    return false;
+  }
+  // The deferred block's first statement: no node has the block yet (sendTo's join).
+  const bool opens_block = in_tx && tx_deferred_;
+  if (opens_block) {
+    const std::string& begin = tx_log_.front();
+    if (tx_log_.size() != 1 ||
+        !std::all_of(begin.begin(), begin.end(), [](char ch) { return ch > 0; })) {
+      return false;  // a SET TRANSACTION to replay too, or a prefix not counted in bytes
+    }
+  } else if (in_tx && !active_->in_tx) {
     return false;
   }
   SessionCatalog view(worker_.catalog(), catalog_ctx_);
   const router::Route route = worker_.policy(cfg_)->decide(c, res.shape, sql, view);
   if (route.needs_catalog) return false;
   const bool write = route.target == Target::kPrimary;
+  static const Facts kPlain;  // forcePrimaryInTx reads only dml_adaptive's relations
   int node = -1;
   bool to_primary = false;
   if (!in_tx) {
@@ -736,9 +760,14 @@ bool ClientSession::routeFast(std::string_view sql) {
       if (cfg_->statement_level_load_balance) return false;
       node = causalNodeNow(readNode()).value_or(-1);
     }
+  } else if (opens_block) {
+    // Only on the primary: a standby may refuse the BEGIN (BEGIN READ WRITE), and the
+    // coroutine path then moves the block to the primary instead of failing.
+    if (!write && !forcePrimaryInTx(kPlain)) return false;
+    to_primary = true;
+    node = upPrimary(worker_.topology());
   } else {
     // routeDecided's rules for a plain statement inside a block that has a node.
-    static const Facts kPlain;  // forcePrimaryInTx reads only dml_adaptive's relations
     if (tx_read_only_) {
       node = active_->node;
     } else if (write || forcePrimaryInTx(kPlain)) {
@@ -753,6 +782,12 @@ bool ClientSession::routeFast(std::string_view sql) {
   // block): the coroutine path does that. backendFor's idle checks do not apply to the
   // active backend.
   if (node < 0 || node != active_->node || active_->replayed < session_log_.size()) return false;
+  if (opens_block) {
+    active_->in_tx = true;
+    tx_deferred_ = false;
+    if (tx_home_ < 0) tx_home_ = node;
+    begin_pipelined_ = true;
+  }
   if (write && to_primary) {
     wrote_session_ = true;
     if (in_tx) {

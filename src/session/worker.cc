@@ -278,7 +278,8 @@ admin::WorkerRow Worker::workerRow() const {
                           .reused = st.reused,
                           .waits = st.waits,
                           .wait_timeouts = st.wait_timeouts,
-                          .reset_failures = st.reset_failures};
+                          .reset_failures = st.reset_failures,
+                          .internal_queries = internal_queries_};
 }
 
 std::vector<admin::PoolRow> Worker::idleRows() const {

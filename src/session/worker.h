@@ -54,6 +54,10 @@ class Worker {
   // ErrorResponses sent to this worker's clients by SQLSTATE class (worker thread only:
   // bumped by its sessions, read by /metrics through a post).
   common::ErrorClassCounts& errorClasses() { return error_classes_; }
+  // Statements this worker's sessions ran on a server besides their clients' own: the cost
+  // of routing in round trips (worker thread only, like errorClasses).
+  void countInternalQuery() { ++internal_queries_; }
+  uint64_t internalQueries() const { return internal_queries_; }
   // The current cluster snapshot for the worker's synchronous code (cluster::TopologyView:
   // valid until the next call; never hold it across a co_await).
   const cluster::Topology& topology() {
@@ -109,6 +113,7 @@ class Worker {
   asio::steady_timer reap_timer_;
   common::LatencyHistogram latency_;
   common::ErrorClassCounts error_classes_;
+  uint64_t internal_queries_ = 0;
   std::optional<cluster::TopologyView> topology_view_;
   router::ClassificationCache class_cache_{4096};
   std::optional<router::Policy> policy_;

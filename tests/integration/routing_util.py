@@ -17,6 +17,19 @@ def pool_nodes(p, **kw):
         conn.close()
 
 
+def internal_queries(p):
+    """Statements pgpilot ran on servers on top of its clients' own (SHOW pool_processes,
+    summed over the workers)."""
+    conn = p.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW pool_processes")
+            col = [d[0] for d in cur.description].index("internal_queries")
+            return sum(int(r[col]) for r in cur.fetchall())
+    finally:
+        conn.close()
+
+
 def make(cluster, **conf):
     """pgpilot over a primary + 2 standbys with load_balance_mode on and no reads on the
     primary (backend_weight0 0) unless `conf` says otherwise."""

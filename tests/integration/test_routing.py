@@ -14,7 +14,8 @@ import pytest
 from harness import procs
 from harness.cluster import Cluster
 
-from routing_util import make, pool_nodes
+import pgwire
+from routing_util import internal_queries, make, pool_nodes
 
 PGBENCH = shutil.which("pgbench") or "/usr/bin/pgbench"
 
@@ -123,6 +124,67 @@ def test_write_first_transaction_never_touches_a_standby(cluster, lb):
     conn.close()
 
 
+def test_block_first_statement_carries_its_begin(cluster, lb):
+    """BEGIN is answered by pgpilot and written to the primary just ahead of the block's
+    first statement: the client sees exactly the replies PostgreSQL would give, the
+    statement runs inside the block, and an error in it fails the block as it should."""
+    c = pgwire.PgWire(lb.host, lb.port, timeout=10).connect()
+    direct = pgwire.PgWire(cluster.primary.host, cluster.primary.port, timeout=10).connect()
+    try:
+        seen = []
+        for i in range(4):  # the first round fills the classification and catalog caches
+            if i == 1:
+                before = internal_queries(lb)
+            marker = 910000 + i
+            c.send(pgwire.query("BEGIN"))
+            assert [t for t, _ in c.read_until_ready()] == ["C", "Z"] and c.tx_status == "T"
+            c.send(pgwire.query(f"INSERT INTO rt (v) VALUES ({marker}) RETURNING txid_current()"))
+            replies = c.read_until_ready()
+            assert [t for t, _ in replies] == ["T", "D", "C", "Z"], replies
+            assert pgwire.command_tag(replies[2][1]) == "INSERT 0 1"
+            assert c.tx_status == "T"
+            txid = pgwire.data_row(replies[1][1])[0]
+            seen.append(direct.query_value(
+                f"SELECT pid FROM pg_stat_activity WHERE backend_xid::text = '{txid}'"))
+            # The same block, on the primary.
+            assert c.query_rows("SELECT txid_current(), inet_server_port(), "
+                                "pg_is_in_recovery()") == [[txid, str(cluster.primary.port), "f"]]
+            c.send(pgwire.query("ROLLBACK"))
+            assert [t for t, _ in c.read_until_ready()] == ["C", "Z"] and c.tx_status == "I"
+            assert direct.query_value(f"SELECT count(*) FROM rt WHERE v = {marker}") == "0"
+        # One server session throughout; once cached, the BEGIN reached the primary with the
+        # INSERT: no statement of pgpilot's own (a separate BEGIN round trip) in 3 blocks.
+        assert len(set(seen)) == 1, seen
+        assert internal_queries(lb) == before
+
+        # An error in the first statement fails the block, exactly as on PostgreSQL: the same
+        # error fields, status E, later statements refused until ROLLBACK.
+        bad = "INSERT INTO rt (v, nosuch) VALUES (1, 2)"
+        direct.query_rows("BEGIN")
+        with pytest.raises(pgwire.ServerError) as want:
+            direct.query_rows(bad)
+        direct.query_rows("ROLLBACK")
+        assert want.value.fields.get("P") == "20"  # at "nosuch"
+        for _ in range(3):
+            c.query_rows("BEGIN")
+            with pytest.raises(pgwire.ServerError) as got:
+                c.query_rows(bad)
+            assert got.value.fields == want.value.fields
+            assert c.tx_status == "E"
+            with pytest.raises(pgwire.ServerError) as aborted:
+                c.query_rows("INSERT INTO rt (v) VALUES (920000)")
+            assert aborted.value.sqlstate == "25P02"
+            c.send(pgwire.query("COMMIT"))
+            replies = c.read_until_ready()
+            assert [(t, pgwire.command_tag(b)) for t, b in replies if t == "C"] == \
+                [("C", "ROLLBACK")]
+            assert c.tx_status == "I"
+        assert direct.query_value("SELECT count(*) FROM rt WHERE v = 920000") == "0"
+    finally:
+        c.close()
+        direct.close()
+
+
 def test_read_only_and_serializable(cluster, lb):
     conn = lb.connect()
     conn.autocommit = True
@@ -144,11 +206,14 @@ def test_session_settings_follow_the_session(cluster, lb):
     conn = lb.connect()
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute("SET statement_timeout = '4321ms'")
+    cur.execute("SET statement_timeout = '4321ms'")  # where the session started: the primary
     cur.execute("SET application_name = 'routing-test'")
+    before = internal_queries(lb)
     port, rec, st = where(cur, "SELECT inet_server_port(), pg_is_in_recovery(), "
                           "current_setting('statement_timeout')")
     assert rec is True and st == "4321ms"
+    # Both SETs were replayed on the standby's connection: pgpilot's own statements.
+    assert internal_queries(lb) >= before + 2
     port, rec, st = where(cur, "INSERT INTO rt (v) VALUES (2) RETURNING inet_server_port(), "
                           "pg_is_in_recovery(), current_setting('statement_timeout')")
     assert (port, rec, st) == (cluster.primary.port, False, "4321ms")
