@@ -555,7 +555,16 @@ net::Task<void> ClientSession::clientPump() {
           continue;
         }
         const bool check_due = active_lost_ || !server_ || routingCheckDue();
-        if (lb_ && !check_due && pending_ == 0 && !unsynced_ && routeFast(sql)) {
+        const Fast fast =
+            lb_ && !check_due && pending_ == 0 && !unsynced_ ? routeFast(sql) : Fast::kNotDecided;
+        if (fast == Fast::kAnswerBegin) {
+          // Nothing is in flight (pending_ 0): the answer comes in order.
+          if (!co_await answerLocally("BEGIN", 'T')) co_return;
+          pos += step.size;
+          fwd_start = pos;
+          continue;
+        }
+        if (fast == Fast::kForward) {
           // Routed without suspending: same node, nothing to flush first.
         } else if (lb_ || check_due) {
           if (!co_await flush() || !co_await waitIdle()) co_return;

@@ -157,10 +157,12 @@ class ClientSession {
   void trackSessionState(std::string_view sql);
   net::Task<Routed> routeQuery(std::string_view sql);
   // routeQuery without a coroutine, for the common case: a plain read, write or SHOW whose
-  // classification is cached and needs no catalog lookup, going to the node the session is
-  // already on (outside a block, or inside one that already runs there). False: nothing
-  // decided, take routeQuery.
-  bool routeFast(std::string_view sql);
+  // classification needs no catalog lookup, going to the node the session is already on
+  // (outside a block, or inside one that already runs there or starts there: the primary),
+  // the COMMIT/ROLLBACK of a block on that node alone, and a plain BEGIN (kAnswerBegin: the
+  // caller answers it, deferred). kNotDecided: take routeQuery.
+  enum class Fast { kNotDecided, kForward, kAnswerBegin };
+  Fast routeFast(std::string_view sql);
   net::Task<Routed> routeBatch(std::string_view data);
   net::Task<Routed> routeFunctionCall();
   net::Task<std::optional<Facts>> classifyStatement(std::string_view sql);
@@ -177,6 +179,8 @@ class ClientSession {
   void markWritten(const Facts& f);
   bool forcePrimaryForReads() const;
   void settle();
+  // A block begun by the client's `begin` (BEGIN, START TRANSACTION): what pgpilot follows.
+  void openBlock(std::string_view begin, bool read_only, bool serializable);
   void endTx(bool committed);
   net::Task<bool> answerLocally(std::string_view tag, char status);
   net::Task<bool> lookupCatalog(const std::vector<std::string>& functions,

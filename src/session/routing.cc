@@ -615,6 +615,14 @@ void ClientSession::settle() {
   }
 }
 
+void ClientSession::openBlock(std::string_view begin, bool read_only, bool serializable) {
+  tx_open_ = true;
+  tx_joinable_ = true;
+  tx_log_.assign(1, std::string(begin));
+  tx_read_only_ = read_only || default_read_only_;
+  tx_primary_only_ = serializable;
+}
+
 void ClientSession::endTx(bool committed) {
   if (tx_wrote_) causal_pending_ = true;
   if (committed && !tx_session_log_.empty()) {
@@ -701,51 +709,54 @@ net::Task<ClientSession::Routed> ClientSession::routeQuery(std::string_view sql)
   co_return co_await routeDecided(*f, sql, false);
 }
 
-bool ClientSession::routeFast(std::string_view sql) {
-  if (!active_ || !pump_running_ || cfg_->log_statement) return false;
+ClientSession::Fast ClientSession::routeFast(std::string_view sql) {
+  if (!active_ || !pump_running_ || cfg_->log_statement) return Fast::kNotDecided;
   settle();  // as routeQuery does first; it may note a block pgpilot did not follow
   const bool in_tx = tx_status_ != 'I';
   // Inside a block: only a block pgpilot follows, in a mode that needs no per-statement
   // relation tracking (dml_adaptive).
   if (in_tx ? !tx_open_ || !tx_joinable_ || cfg_->disable_load_balance_on_write == "dml_adaptive"
             : tx_open_) {
-    return false;
+    return Fast::kNotDecided;
   }
   if (catalog_ctx_.empty()) updateCatalogCtx();
   auto res = worker_.classCache().classify(sql);
   const router::Classification& c = *res.classification;
-  if (c.statement_count != 1 || c.parse_error || c.session_state) return false;
+  if (c.statement_count != 1 || c.parse_error || c.session_state) return Fast::kNotDecided;
+  if (c.kind == Kind::kBegin) {
+    // routeDecided's BEGIN outside a block, deferred to the block's first statement.
+    if (in_tx) return Fast::kNotDecided;
+    openBlock(sql, c.begin_read_only, c.begin_serializable);
+    tx_deferred_ = true;
+    return Fast::kAnswerBegin;
+  }
   if (c.kind == Kind::kCommit || c.kind == Kind::kRollback) {
     // routeDecided's end of a block that runs on the active node alone.
-    if (!in_tx || tx_deferred_ || !active_->in_tx) return false;
+    if (!in_tx || tx_deferred_ || !active_->in_tx) return Fast::kNotDecided;
     for (const auto& b : backends_) {
-      if (b.get() != active_ && b->in_tx) return false;
+      if (b.get() != active_ && b->in_tx) return Fast::kNotDecided;
     }
     if (c.kind == Kind::kCommit) {
       settle_.valid = true;
       settle_.commit = true;
     }
     stmt_node_ = active_->node;
-    return true;
+    return Fast::kForward;
   }
   if ((c.kind != Kind::kRead && c.kind != Kind::kWrite && c.kind != Kind::kShow) ||
       (in_tx && tx_status_ != 'T')) {
-    return false;
+    return Fast::kNotDecided;
   }
   // The deferred block's first statement: no node has the block yet (sendTo's join).
   const bool opens_block = in_tx && tx_deferred_;
   if (opens_block) {
-    const std::string& begin = tx_log_.front();
-    if (tx_log_.size() != 1 ||
-        !std::all_of(begin.begin(), begin.end(), [](char ch) { return ch > 0; })) {
-      return false;  // a SET TRANSACTION to replay too, or a prefix not counted in bytes
-    }
+    if (tx_log_.size() != 1) return Fast::kNotDecided;  // SET TRANSACTION ... to replay too
   } else if (in_tx && !active_->in_tx) {
-    return false;
+    return Fast::kNotDecided;
   }
   SessionCatalog view(worker_.catalog(), catalog_ctx_);
   const router::Route route = worker_.policy(cfg_)->decide(c, res.shape, sql, view);
-  if (route.needs_catalog) return false;
+  if (route.needs_catalog) return Fast::kNotDecided;
   const bool write = route.target == Target::kPrimary;
   static const Facts kPlain;  // forcePrimaryInTx reads only dml_adaptive's relations
   int node = -1;
@@ -757,13 +768,13 @@ bool ClientSession::routeFast(std::string_view sql) {
     } else {
       // Statement-level balancing draws a node per statement; the coroutine path must not
       // draw a second time when this one is not the active node (it would skew the weights).
-      if (cfg_->statement_level_load_balance) return false;
+      if (cfg_->statement_level_load_balance) return Fast::kNotDecided;
       node = causalNodeNow(readNode()).value_or(-1);
     }
   } else if (opens_block) {
     // Only on the primary: a standby may refuse the BEGIN (BEGIN READ WRITE), and the
     // coroutine path then moves the block to the primary instead of failing.
-    if (!write && !forcePrimaryInTx(kPlain)) return false;
+    if (!write && !forcePrimaryInTx(kPlain)) return Fast::kNotDecided;
     to_primary = true;
     node = upPrimary(worker_.topology());
   } else {
@@ -781,7 +792,8 @@ bool ClientSession::routeFast(std::string_view sql) {
   // Another node means a pump switch (perhaps a new connection, a replay, joining the
   // block): the coroutine path does that. backendFor's idle checks do not apply to the
   // active backend.
-  if (node < 0 || node != active_->node || active_->replayed < session_log_.size()) return false;
+  if (node < 0 || node != active_->node || active_->replayed < session_log_.size())
+    return Fast::kNotDecided;
   if (opens_block) {
     active_->in_tx = true;
     tx_deferred_ = false;
@@ -798,7 +810,7 @@ bool ClientSession::routeFast(std::string_view sql) {
     }
   }
   stmt_node_ = node;
-  return true;
+  return Fast::kForward;
 }
 
 net::Task<ClientSession::Routed> ClientSession::routeFunctionCall() {
@@ -820,11 +832,7 @@ net::Task<ClientSession::Routed> ClientSession::routeDecided(const Facts& f, std
 
   if (!in_tx) {
     if (f.kind == Kind::kBegin && !f.multi && !f.parse_error) {
-      tx_open_ = true;
-      tx_joinable_ = true;
-      tx_log_.assign(1, std::string(sql));
-      tx_read_only_ = f.begin_read_only || default_read_only_;
-      tx_primary_only_ = f.begin_serializable;
+      openBlock(sql, f.begin_read_only, f.begin_serializable);
       if (!extended) {
         // Deferred: the block starts on the node of its first statement, so a transaction
         // that writes never touches a standby and one that only reads never the primary.
