@@ -444,10 +444,12 @@ net::Task<std::vector<WorkerStats>> Api::gatherWorkers(bool sessions) {
 
 net::Task<Response> Api::metrics() {
   MetricsInput in;
+  // The global count first: a session leaves its worker's count before the global one,
+  // so the workers' sum read afterwards is never above it for sessions that have ended.
+  in.client_sessions = shared_.client_count.load();
   in.workers = co_await gatherWorkers();
   in.topology = shared_.cluster->topology();
   in.state = shared_.cluster;
-  in.client_sessions = shared_.client_count.load(std::memory_order_relaxed);
   in.ready = isReady();
   in.pool_connections = shared_.limits.snapshot();
   in.start_time_seconds = std::chrono::duration<double>(started_.time_since_epoch()).count();

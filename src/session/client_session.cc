@@ -104,10 +104,9 @@ void ClientSession::dropNode(int node) {
   if (Backend* b = findBackend(node); b && b->conn) b->conn->stream().close();
 }
 
-net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
+net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self, int now_clients) {
   ClientSession& s = *self;
   const int max_clients = s.cfg_->max_client_connections;
-  const int now_clients = s.shared_.client_count.fetch_add(1) + 1;
   bool ok = false;
   {
     net::Deadline auth_deadline(s.worker_.context().get_executor(), s.cfg_->authentication_timeout,
@@ -129,7 +128,6 @@ net::Task<void> ClientSession::run(std::unique_ptr<ClientSession> self) {
   } else if (ok && co_await s.attachServer()) {
     co_await s.relay();
   }
-  s.shared_.client_count.fetch_sub(1);
   s.finish();
 }
 

@@ -43,7 +43,9 @@ class ClientSession {
   ClientSession& operator=(const ClientSession&) = delete;
 
   // Runs the whole session; `self` keeps the object alive until the coroutine ends.
-  static net::Task<void> run(std::unique_ptr<ClientSession> self);
+  // `now_clients` is the number of clients connected, this one included (the worker
+  // counts it at accept), checked against max_client_connections.
+  static net::Task<void> run(std::unique_ptr<ClientSession> self, int now_clients);
 
   // Forwards a CancelRequest to the server running this session's query.
   void cancel(int32_t key);

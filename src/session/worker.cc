@@ -124,9 +124,15 @@ net::Task<void> Worker::acceptLoop(net::tcp::acceptor& acceptor, bool admin) {
     sock.set_option(net::tcp::no_delay(true), ignored);
     sock.set_option(asio::socket_base::keep_alive(true), ignored);
     auto session = std::make_unique<ClientSession>(*this, net::Stream(std::move(sock)), admin);
-    session_count_.fetch_add(1, std::memory_order_relaxed);
-    asio::co_spawn(ctx_, ClientSession::run(std::move(session)), [this](std::exception_ptr e) {
-      session_count_.fetch_sub(1, std::memory_order_relaxed);
+    // Both counts rise here and fall when the session's coroutine has ended, the worker's
+    // first: whoever reads the global count and then the workers' never sees a worker
+    // count a session has already left the global one by (what /metrics relies on).
+    const int now_clients = shared_.client_count.fetch_add(1) + 1;
+    session_count_.fetch_add(1);
+    asio::co_spawn(ctx_, ClientSession::run(std::move(session), now_clients),
+                   [this](std::exception_ptr e) {
+      session_count_.fetch_sub(1);
+      shared_.client_count.fetch_sub(1);
       if (e) {
         try {
           std::rethrow_exception(e);
