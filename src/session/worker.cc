@@ -129,18 +129,18 @@ net::Task<void> Worker::acceptLoop(net::tcp::acceptor& acceptor, bool admin) {
     // count a session has already left the global one by (what /metrics relies on).
     const int now_clients = shared_.client_count.fetch_add(1) + 1;
     session_count_.fetch_add(1);
-    asio::co_spawn(ctx_, ClientSession::run(std::move(session), now_clients),
-                   [this](std::exception_ptr e) {
-      session_count_.fetch_sub(1);
-      shared_.client_count.fetch_sub(1);
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          log::logf(Level::kError, "session ended by an internal error: {}", ex.what());
-        }
-      }
-    });
+    asio::co_spawn(
+        ctx_, ClientSession::run(std::move(session), now_clients), [this](std::exception_ptr e) {
+          session_count_.fetch_sub(1);
+          shared_.client_count.fetch_sub(1);
+          if (e) {
+            try {
+              std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+              log::logf(Level::kError, "session ended by an internal error: {}", ex.what());
+            }
+          }
+        });
   }
 }
 
