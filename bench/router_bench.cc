@@ -2,9 +2,9 @@
 //   BM_LexShape            lexer alone
 //   BM_CachedRoute         lexer + cache hit + Policy::decide (what a known shape costs)
 //   BM_CachedLookup        lexer + cache hit (the "< 0.3 us" target)
-//   BM_Classify            uncached: libpg_query parse + protobuf unpack + tree walk
+//   BM_Classify            uncached: libpg_query parse to JSON + simdjson + tree walk
 //   BM_PgQueryParseProtobuf / BM_PgQueryParseJson   the raw libpg_query calls, to show
-//                          why the classifier reads protobuf rather than JSON
+//                          why the classifier reads JSON rather than protobuf
 // Statements: pgbench -S and the five TPC-B statements. Not a test: never fails on a number.
 #include <benchmark/benchmark.h>
 #include <pg_query.h>

@@ -80,6 +80,30 @@ TEST(Classifier, RelationsAreCollectedQualified) {
   EXPECT_TRUE(has(c.relations, "users"));
 }
 
+// Fields declared with a node's own type (not `Node *`) print without the node's name in
+// libpg_query's JSON: the walk must still see the relations and functions inside them.
+TEST(Classifier, NodesInTypedFieldsAreSeen) {
+  Classification ins =
+      classify("INSERT INTO app.t (a) SELECT b FROM \"Src\" RETURNING nextval('s')");
+  EXPECT_TRUE(has(ins.relations, "app.t"));  // InsertStmt.relation is a RangeVar *
+  EXPECT_TRUE(has(ins.relations, "Src"));
+  EXPECT_TRUE(has(ins.functions, "nextval"));
+  Classification call = classify("CALL app.proc(lower('x'))");  // CallStmt.funccall
+  EXPECT_TRUE(has(call.functions, "app.proc"));
+  EXPECT_TRUE(has(call.functions, "lower"));
+  Classification into = classify("SELECT a INTO TEMP n FROM t");  // SelectStmt.intoClause
+  EXPECT_TRUE(into.select_into);
+  EXPECT_TRUE(has(into.relations, "n"));
+  EXPECT_TRUE(has(into.relations, "t"));
+  // A writing CTE inside a UNION arm (SelectStmt.larg/rarg are SelectStmt *).
+  Classification arm =
+      classify("SELECT 1 UNION ALL (WITH w AS (DELETE FROM t RETURNING 1) SELECT * FROM w)");
+  EXPECT_TRUE(arm.has_writing_cte);
+  EXPECT_EQ(arm.target, Target::kPrimary);
+  // DDL without a well-known name is named after PostgreSQL's node.
+  EXPECT_EQ(classify("CREATE SCHEMA s").reason, "DDL (CreateSchemaStmt)");
+}
+
 TEST(Classifier, AdvisoryLocks) {
   Classification s = classify("SELECT pg_advisory_lock(1)");
   EXPECT_TRUE(s.advisory_lock);
@@ -244,6 +268,11 @@ TEST(Classifier, EmptyAndHostileInput) {
   for (int i = 0; i < 20000; ++i) in_list += ", " + std::to_string(i);
   in_list += ")";
   EXPECT_EQ(classify(in_list).target, Target::kAny);
+  // The per-thread JSON parser grew for that statement (over 1 MB of JSON) and is rebuilt
+  // small for the next one.
+  Classification after = classify("UPDATE t SET a = 1 WHERE id = 2");
+  EXPECT_EQ(after.target, Target::kPrimary);
+  EXPECT_EQ(after.reason, "UPDATE");
 }
 
 TEST(Classifier, KindNames) {
