@@ -1,7 +1,9 @@
 #include "router/lexer.h"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 
 namespace pgpilot::router {
 namespace {
@@ -40,9 +42,18 @@ constexpr std::array<uint8_t, 256> kClass = makeClasses();
 inline uint8_t cls(char c) {
   return kClass[static_cast<unsigned char>(c)];
 }
+// PostgreSQL's ident_cont: ident_start, digits and '$'. A table of its own, because the
+// identifier loop runs for most characters of a statement.
+constexpr std::array<bool, 256> makeIdentCont() {
+  std::array<bool, 256> t{};
+  for (size_t c = 0; c < 256; ++c)
+    t[c] = kClass[c] == kIdentStart || kClass[c] == kDigit || c == '$';
+  return t;
+}
+constexpr std::array<bool, 256> kIdentCont = makeIdentCont();
+
 inline bool isIdentCont(char c) {
-  uint8_t k = cls(c);
-  return k == kIdentStart || k == kDigit || c == '$';
+  return kIdentCont[static_cast<unsigned char>(c)];
 }
 inline char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c;
@@ -57,8 +68,17 @@ class Hasher {
     shift_ += 8;
     if (shift_ == 64) flush();
   }
-  void putRaw(const char* b, const char* e) {
-    for (; b < e; ++b) put(static_cast<uint8_t>(*b));
+  // The bytes [b, e), eight at a time; with `fold`, ASCII upper case is folded to lower
+  // case on the way (the same stream of bytes as put() of each lower()ed byte).
+  void putRaw(const char* b, const char* e, bool fold = false) {
+    while (b < e) {
+      const auto n = static_cast<unsigned>(std::min<ptrdiff_t>(e - b, 8));
+      uint64_t w = 0;
+      std::memcpy(&w, b, n);  // little-endian: byte i of the text is bits 8i..8i+7
+      if (fold) w = foldAscii(w);
+      putWord(w, n);
+      b += n;
+    }
   }
   uint64_t finish() {
     uint64_t total = words_ * 64 + shift_;
@@ -81,6 +101,34 @@ class Hasher {
     acc = (acc << 31) | (acc >> 33);
     return acc * kPrime1;
   }
+  // Adds `n` (1..8) bytes held in the low bytes of `w` (the others zero).
+  void putWord(uint64_t w, unsigned n) {
+    word_ |= w << shift_;  // shift_ < 64 always
+    const unsigned next = shift_ + 8 * n;
+    if (next < 64) {
+      shift_ = next;
+      return;
+    }
+    const unsigned done = shift_;  // bits of word_ filled before w
+    shift_ = 0;
+    flush();
+    if (next > 64) {
+      word_ = w >> (64 - done);
+      shift_ = next - 64;
+    }
+  }
+
+  // ASCII 'A'..'Z' to 'a'..'z' in every byte of w at once; other bytes unchanged.
+  static uint64_t foldAscii(uint64_t w) {
+    constexpr uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr uint64_t kHigh = 0x8080808080808080ULL;
+    const uint64_t seven = w & ~kHigh;
+    const uint64_t ge_a = seven + (0x80 - 'A') * kOnes;      // high bit: byte >= 'A'
+    const uint64_t gt_z = seven + (0x80 - 'Z' - 1) * kOnes;  // high bit: byte > 'Z'
+    const uint64_t upper = ge_a & ~gt_z & ~w & kHigh;        // and below 0x80
+    return w | (upper >> 2);                                 // 0x80 >> 2 == 0x20
+  }
+
   void flush() {
     acc_ = round(acc_, word_);
     word_ = 0;
@@ -343,7 +391,7 @@ class ShapeLexer {
     startToken();
     sign_allowed_ = false;
     ++out_.nesting_cost;
-    for (const char* q = p; q < e; ++q) hash_.put(static_cast<uint8_t>(lower(*q)));
+    hash_.putRaw(p, e, /*fold=*/true);
     hash_.put(kSeparator);
     if (first) {
       out_.first_keyword = std::string_view(p, static_cast<size_t>(e - p));

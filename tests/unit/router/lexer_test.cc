@@ -218,5 +218,23 @@ TEST(Lexer, HighBitBytesAreIdentifierCharacters) {
   expectDifferent("SELECT café FROM t", "SELECT cafe FROM t");
 }
 
+// Identifiers are folded and hashed eight bytes at a time: every length and offset of an
+// upper-case letter must fold, and only ASCII letters fold (PostgreSQL in UTF-8).
+TEST(Lexer, FoldingIsExactAcrossWordBoundaries) {
+  const std::string lower = "abcdefghijklmnopqrstuvwxyz_0123456789$";
+  for (size_t len = 1; len <= lower.size(); ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      std::string ident = lower.substr(0, len);
+      std::string upper = ident;
+      if (upper[at] >= 'a' && upper[at] <= 'z') upper[at] = static_cast<char>(upper[at] - 32);
+      expectSame("SELECT " + ident + " FROM t", "SELECT " + upper + " FROM t");
+      if (at + 1 < len) expectDifferent("SELECT " + ident, "SELECT " + ident.substr(0, at + 1));
+    }
+  }
+  // Bytes >= 0x80 (here UTF-8 'É' and 'é') are kept as they are.
+  expectDifferent("SELECT ÉTÉ_longer_name", "SELECT été_longer_name");
+  expectSame("SELECT ÉTÉ_LONGER_NAME", "select ÉTÉ_longer_name");
+}
+
 }  // namespace
 }  // namespace pgpilot::router
