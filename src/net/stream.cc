@@ -1,6 +1,8 @@
 #include "net/stream.h"
 
+#include <fmt/format.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <asio/experimental/awaitable_operators.hpp>
 
@@ -113,14 +115,14 @@ void WriteLock::unlock() {
   released_.notify();
 }
 
-Task<std::pair<std::error_code, tcp::socket>> connectTcp(asio::any_io_executor ex,
-                                                         const std::string& host, int port,
-                                                         std::chrono::milliseconds timeout) {
-  tcp::socket sock(ex);
-  tcp::resolver resolver(ex);
-  auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), kUseAwaitable);
-  if (rec) co_return std::pair{rec, std::move(sock)};
-  asio::steady_timer timer(ex);
+namespace {
+
+// Runs `connect` (an awaitable connecting `sock`) but closes `sock` if `timeout` passes
+// first; the error is then asio::error::timed_out.
+template <typename Socket, typename Connect>
+Task<std::error_code> connectWithin(Socket& sock, std::chrono::milliseconds timeout,
+                                    Connect& connect) {
+  asio::steady_timer timer(sock.get_executor());
   timer.expires_after(timeout);
   bool timed_out = false;
   timer.async_wait([&](std::error_code ec) {
@@ -130,9 +132,54 @@ Task<std::pair<std::error_code, tcp::socket>> connectTcp(asio::any_io_executor e
       sock.close(ignored);
     }
   });
-  auto [ec, ep] = co_await asio::async_connect(sock, results, kUseAwaitable);
+  std::error_code ec = co_await connect();
   timer.cancel();
   if (timed_out) ec = asio::error::timed_out;
+  co_return ec;
+}
+
+}  // namespace
+
+bool isUnixSocketDir(std::string_view host) {
+  return host.starts_with('/');
+}
+
+std::string unixSocketPath(std::string_view dir, int port) {
+  return fmt::format("{}/.s.PGSQL.{}", dir, port);
+}
+
+Task<std::pair<std::error_code, tcp::socket>> connectTo(asio::any_io_executor ex,
+                                                        const std::string& host, int port,
+                                                        std::chrono::milliseconds timeout) {
+  tcp::socket sock(ex);
+  if (isUnixSocketDir(host)) {
+    // A Unix-domain stream socket, adopted by a tcp::socket: reads, writes, cancel and
+    // close are the same system calls, and the rest of pgpilot keeps one socket type.
+    // Only TCP options and endpoints do not apply (nothing asks for them on a server
+    // connection).
+    using local = asio::local::stream_protocol;
+    local::socket us(ex);
+    const local::endpoint ep(unixSocketPath(host, port));
+    auto connect = [&]() -> Task<std::error_code> {
+      auto [cec] = co_await us.async_connect(ep, kUseAwaitable);
+      co_return cec;
+    };
+    std::error_code ec = co_await connectWithin(us, timeout, connect);
+    if (!ec) {
+      const int fd = us.release(ec);
+      if (!ec) sock.assign(tcp::v4(), fd, ec);
+      if (ec && fd >= 0 && !sock.is_open()) ::close(fd);
+    }
+    co_return std::pair{ec, std::move(sock)};
+  }
+  tcp::resolver resolver(ex);
+  auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), kUseAwaitable);
+  if (rec) co_return std::pair{rec, std::move(sock)};
+  auto connect = [&]() -> Task<std::error_code> {
+    auto [cec, ep] = co_await asio::async_connect(sock, results, kUseAwaitable);
+    co_return cec;
+  };
+  std::error_code ec = co_await connectWithin(sock, timeout, connect);
   if (!ec) {
     sock.set_option(tcp::no_delay(true), ec);
     std::error_code ignored;

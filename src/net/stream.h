@@ -1,4 +1,5 @@
-// A client or server byte stream: a TCP socket, optionally upgraded to TLS in place.
+// A client or server byte stream: a TCP socket (or a Unix-domain socket to a server, adopted
+// by the same socket type: see connectTo), optionally upgraded to TLS in place.
 //
 // Purpose: the session and pool modules read and write through Stream so that plain and
 // TLS connections share one code path. Move-only; owns the socket. Lives on the worker
@@ -116,10 +117,15 @@ class WriteLock {
   Event released_;
 };
 
-// Opens a TCP connection to host:port within `timeout`. Host may be a name or an IP.
-Task<std::pair<std::error_code, tcp::socket>> connectTcp(asio::any_io_executor ex,
-                                                         const std::string& host, int port,
-                                                         std::chrono::milliseconds timeout);
+// Opens a connection to a PostgreSQL server within `timeout`. `host` is a name, an IP
+// address, or (starting with '/') the directory of the server's Unix-domain socket, as in
+// libpq: the socket is then <host>/.s.PGSQL.<port>, adopted by the returned tcp::socket.
+Task<std::pair<std::error_code, tcp::socket>> connectTo(asio::any_io_executor ex,
+                                                        const std::string& host, int port,
+                                                        std::chrono::milliseconds timeout);
+// True if `host` names a Unix-socket directory (an absolute path), as libpq decides.
+bool isUnixSocketDir(std::string_view host);
+std::string unixSocketPath(std::string_view dir, int port);
 
 // Makes the TLS context for client connections from PEM files.
 std::expected<std::shared_ptr<asio::ssl::context>, std::string> makeServerTlsContext(

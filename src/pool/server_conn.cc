@@ -150,7 +150,7 @@ net::Task<std::expected<std::unique_ptr<ServerConn>, ServerError>> connectServer
     const Credentials& creds, std::chrono::milliseconds timeout, asio::ssl::context* tls,
     config::ServerSslMode sslmode) {
   const auto deadline_at = Clock::now() + timeout;
-  auto [cec, sock] = co_await net::connectTcp(ex, backend.hostname, backend.port, timeout);
+  auto [cec, sock] = co_await net::connectTo(ex, backend.hostname, backend.port, timeout);
   if (cec) co_return std::unexpected(ioError(backend, "could not connect to", cec));
   auto conn = std::make_unique<ServerConn>(net::Stream(std::move(sock)), backend.id);
   conn->host_ = backend.hostname;
@@ -161,7 +161,10 @@ net::Task<std::expected<std::unique_ptr<ServerConn>, ServerError>> connectServer
   MessageReader reader(4096);
   std::string out;
 
-  if (sslmode != config::ServerSslMode::kDisable && tls != nullptr) {
+  // As libpq: no SSL over a Unix-domain socket, whatever the sslmode (the server would
+  // refuse it, and the traffic does not leave the host).
+  if (sslmode != config::ServerSslMode::kDisable && tls != nullptr &&
+      !net::isUnixSocketDir(backend.hostname)) {
     protocol::buildSslRequest(out);
     if (auto ec = co_await conn->stream().writeAll(out)) {
       co_return std::unexpected(ioError(backend, "could not send SSLRequest to", ec));
@@ -314,7 +317,7 @@ net::Task<std::expected<ServerConn::Result, ServerError>> ServerConn::query(
 
 net::Task<void> sendCancel(asio::any_io_executor ex, std::string host, int port, int32_t pid,
                            int32_t key) {
-  auto [ec, sock] = co_await net::connectTcp(ex, host, port, std::chrono::seconds(5));
+  auto [ec, sock] = co_await net::connectTo(ex, host, port, std::chrono::seconds(5));
   if (ec) co_return;
   net::Stream s(std::move(sock));
   std::string out;

@@ -4,10 +4,12 @@ pool_version, and the extended query protocol on the wire (pipelined, named stat
 portals with a row limit). Effects are checked on the primary directly where possible."""
 
 import select
+import threading
 import time
 import uuid
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import pytest
 
@@ -359,3 +361,62 @@ def test_extended_flush_without_sync(pgpilot):
         c.send(pgwire.sync())
         assert pgwire.types(c.read_until_ready()) == "Z"
         assert c.query_value("SELECT 6") == "6"
+
+
+# ---- backends reached over Unix-domain sockets --------------------------------------------
+
+def test_backends_over_unix_sockets(cluster, make_pgpilot):
+    """backend_hostnameN as a socket directory (libpq's rule: it starts with '/'): server
+    connections, the monitor, cancel and load balancing go over the Unix socket."""
+    conf = {f"backend_hostname{n.index}": cluster.dir for n in cluster.nodes}
+    p = make_pgpilot(extra_conf=dict(conf, load_balance_mode="on", backend_weight0=0,
+                                     sr_check_period=1))
+    conn = p.connect(application_name="unix_backend")
+    try:
+        conn.autocommit = True
+
+        def roles_known():
+            _, rows = pool_nodes(conn)
+            ok = [(r["role"], r["status"]) for r in rows] == [
+                ("primary", "up"), ("standby", "up"), ("standby", "up")]
+            return ok and rows
+
+        rows = wait_until(roles_known, 30, "pgpilot to monitor the nodes over Unix sockets")
+        assert [r["hostname"] for r in rows] == [cluster.dir] * 3
+        cur = conn.cursor()
+        # A connection over a Unix socket has no server address: inet_server_port() is NULL.
+        t = uniq("unix_backend")
+        cur.execute(f"CREATE TABLE {t} (v int)")  # DDL: the primary
+        cur.execute(f"INSERT INTO {t} VALUES (7) RETURNING inet_server_port() IS NULL, "
+                    "pg_is_in_recovery()")
+        assert cur.fetchone() == (True, False)
+        cur.execute("SELECT inet_server_port() IS NULL, pg_is_in_recovery()")  # a standby
+        assert cur.fetchone() == (True, True)
+        assert cluster.primary.psql(f"SELECT sum(v) FROM {t}") == "7"
+
+        # Cancel reaches the server process over the socket too.
+        result = {}
+
+        def run():
+            try:
+                conn.cursor().execute("SELECT pg_sleep(30)")
+                result["outcome"] = "completed"
+            except psycopg2.Error as e:
+                result["outcome"] = e
+
+        th = threading.Thread(target=run)
+        th.start()
+        wait_until(lambda: any(n.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'unix_backend' "
+            "AND query LIKE 'SELECT pg_sleep%' AND state = 'active'") == "1"
+            for n in cluster.nodes), 15, "the pg_sleep to run")
+        started = time.monotonic()
+        conn.cancel()
+        th.join(10)
+        assert not th.is_alive()
+        assert isinstance(result["outcome"], psycopg2.errors.QueryCanceled)
+        assert time.monotonic() - started < 5
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    finally:
+        conn.close()
