@@ -7,7 +7,9 @@
         bouncer=pgbouncer
 
 Each target is NAME=BINARY[:key=value;key=value] (a pgpilot binary with extra settings on
-top of bench.py's PGPILOT_CONF) or NAME=pgbouncer. One cluster (primary + 2 standbys,
+top of bench.py's PGPILOT_CONF), NAME=pgbouncer or NAME=direct (pgbench straight to the
+primary). With --unix, pgbench reaches every target over its Unix-domain socket and the
+proxies reach PostgreSQL over the cluster's socket directory. One cluster (primary + 2 standbys,
 pgbench -s 10) serves every target; each round runs `pgbench -S -M simple -c 32 -j 2`
 (`--mode tpcb`: the TPC-B-like script with -c 16) for `--duration` seconds against every target in turn, and the medians of tps and of
 proxy CPU seconds per 100k transactions are printed at the end, and for every target
@@ -18,9 +20,11 @@ far better than one run each. Not part of CI; needs what bench/run_bench.sh need
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
@@ -32,17 +36,43 @@ from harness.cluster import Cluster  # noqa: E402
 from harness.pgpilot import Pgpilot  # noqa: E402
 
 
-def start(cluster, spec):
+class Direct:
+    """pgbench straight to the primary (no proxy: no proxy CPU)."""
+
+    def __init__(self, cluster, unix):
+        self.port = cluster.primary.port
+        self.pid = None
+        self.socket_dir = cluster.dir if unix else None
+
+    def stop(self):
+        pass
+
+
+def start(cluster, spec, unix):
+    if spec == "direct":
+        return Direct(cluster, unix)
     if spec == "pgbouncer":
-        d = bench.PgBouncer(cluster)
+        d = bench.PgBouncer(cluster, unix=unix)
         d.start()
         return d
     binary, _, settings = spec.partition(":")
     if "debug" in os.path.realpath(binary).split(os.sep):
         raise SystemExit("refusing to benchmark a debug (ASan) build")
     extra = dict(kv.split("=", 1) for kv in settings.split(";") if kv)
-    return Pgpilot(cluster, binary=os.path.abspath(binary),
-                   extra_conf=dict(bench.PGPILOT_CONF, **extra))
+    socket_dir = None
+    if unix:
+        socket_dir = tempfile.mkdtemp(prefix="pgpilot-ab-")
+        extra["unix_socket_directories"] = socket_dir
+        for n in cluster.nodes:
+            extra[f"backend_hostname{n.index}"] = cluster.dir
+    p = Pgpilot(cluster, binary=os.path.abspath(binary),
+                extra_conf=dict(bench.PGPILOT_CONF, **extra))
+    p.socket_dir = socket_dir
+    return p
+
+
+def cpu_seconds(d):
+    return bench.tree_cpu_seconds(d.pid) if d.pid else 0.0
 
 
 def main():
@@ -51,7 +81,11 @@ def main():
     ap.add_argument("--duration", type=int, default=6, help="seconds per pgbench run")
     ap.add_argument("--mode", choices=["select", "tpcb"], default="select",
                     help="select: pgbench -S -c 32; tpcb: the TPC-B-like script, -c 16")
-    ap.add_argument("targets", nargs="+", help="NAME=BINARY[:k=v;k=v] or NAME=pgbouncer")
+    ap.add_argument("--unix", action="store_true",
+                    help="pgbench reaches every target over its Unix socket, and the proxies "
+                         "reach PostgreSQL over the cluster's socket directory")
+    ap.add_argument("targets", nargs="+",
+                    help="NAME=BINARY[:k=v;k=v], NAME=pgbouncer or NAME=direct")
     args = ap.parse_args()
     targets = [t.split("=", 1) for t in args.targets]
     cluster = Cluster(num_standbys=2, extra_conf=bench.CLUSTER_CONF)
@@ -63,18 +97,19 @@ def main():
                        check=True, capture_output=True, timeout=300, env=procs.clean_env())
         cluster.wait_replay(timeout=120)
         for name, spec in targets:
-            daemons[name] = start(cluster, spec)
+            daemons[name] = start(cluster, spec, args.unix)
         bench.pgbench(cluster.primary.port, ["-S", "-c", "8", "-j", "2", "-T", "4"], timeout=60)
         results = {name: [] for name, _ in targets}
         for r in range(args.rounds):
             for name, _ in targets:
                 d = daemons[name]
-                cpu0 = bench.tree_cpu_seconds(d.pid)
+                cpu0 = cpu_seconds(d)
                 load = ["-S", "-c", "32"] if args.mode == "select" else ["-c", "16"]
                 rc, out, _ = bench.pgbench(d.port, [*load, "-M", "simple", "-j", "2",
                                                     "-T", str(args.duration)],
-                                           timeout=args.duration + 60)
-                cpu = bench.tree_cpu_seconds(d.pid) - cpu0
+                                           timeout=args.duration + 60,
+                                           host=d.socket_dir or "127.0.0.1")
+                cpu = cpu_seconds(d) - cpu0
                 p = bench.parse_pgbench(out)
                 if rc != 0 or not p.get("transactions"):
                     raise SystemExit(f"{name}: pgbench failed:\n{out[-2000:]}")
@@ -91,8 +126,10 @@ def main():
                 # Paired by round: the drift of the machine hits both runs of a round alike.
                 b = results[base]
                 tps_r = statistics.median(x[0] / y[0] for x, y in zip(v, b))
-                cpu_r = statistics.median(x[1] / y[1] for x, y in zip(v, b))
-                line += f"   per round vs {base}: tps x{tps_r:.3f}, CPU/tx x{cpu_r:.3f}"
+                line += f"   per round vs {base}: tps x{tps_r:.3f}"
+                if all(y[1] > 0 for y in b):  # no CPU ratio against `direct`
+                    cpu_r = statistics.median(x[1] / y[1] for x, y in zip(v, b))
+                    line += f", CPU/tx x{cpu_r:.3f}"
             print(line)
     finally:
         for d in daemons.values():
@@ -100,6 +137,8 @@ def main():
                 d.stop()
             except Exception as e:  # noqa: BLE001 - keep stopping the others
                 print(f"stop: {e}", file=sys.stderr)
+            if isinstance(d, Pgpilot) and d.socket_dir:
+                shutil.rmtree(d.socket_dir, ignore_errors=True)
         cluster.stop()
 
 

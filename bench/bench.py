@@ -243,21 +243,25 @@ class PgBouncer(_Daemon):
     name = "pgbouncer"
     stop_sig = signal.SIGINT  # "safe shutdown" is SIGINT in 1.18; SIGTERM is immediate
 
-    def __init__(self, cluster, pool_size=40):
+    def __init__(self, cluster, pool_size=40, unix=False):
+        """unix: clients connect over <self.dir>/.s.PGSQL.<port> (self.socket_dir) and
+        PgBouncer reaches PostgreSQL over the cluster's socket directory."""
         super().__init__(cluster)
         p = cluster.primary
+        self.socket_dir = self.dir if unix else None
+        server = f"host={cluster.dir}" if unix else "host=127.0.0.1"
         self.ini = os.path.join(self.dir, "pgbouncer.ini")
         userlist = os.path.join(self.dir, "userlist.txt")
         with open(userlist, "w") as f:
             f.write('"postgres" ""\n')
         with open(self.ini, "w") as f:
             f.write(f"""[databases]
-* = host=127.0.0.1 port={p.port}
+* = {server} port={p.port}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {self.port}
-unix_socket_dir =
+unix_socket_dir = {self.socket_dir or ""}
 auth_type = trust
 auth_file = {userlist}
 pool_mode = transaction
@@ -393,10 +397,10 @@ MODES = {
 _running = []  # pgbench Popen objects to kill on exit
 
 
-def pgbench(port, args, timeout):
-    """Runs pgbench against 127.0.0.1:port; returns (rc, output, timed_out)."""
-    cmd = [PGBENCH, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n", *args,
-           "postgres"]
+def pgbench(port, args, timeout, host="127.0.0.1"):
+    """Runs pgbench against host:port (host may be a Unix socket directory); returns
+    (rc, output, timed_out)."""
+    cmd = [PGBENCH, "-h", host, "-p", str(port), "-U", "postgres", "-n", *args, "postgres"]
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, env=procs.clean_env(),
                          start_new_session=True)

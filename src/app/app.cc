@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "http/endpoint.h"
+#include "net/unix_listener.h"
 #include "session/collect.h"
 #include "session/shared.h"
 #include "session/worker.h"
@@ -74,6 +75,8 @@ struct Runtime {
   std::unique_ptr<cluster::ReplicationLagMonitor> lag;
   std::unique_ptr<AppControl> control_impl;
   std::unique_ptr<http::Endpoint> http;  // null when http_port = 0
+  // unix_socket_directories; the socket files are removed when the runtime ends.
+  std::vector<net::UnixListener> unix_listeners;
   bool stopping = false;
 };
 
@@ -335,8 +338,21 @@ int run(const Options& opts) {
     rt.workers.push_back(std::make_unique<session::Worker>(rt.shared, i));
     rt.shared.workers.push_back(rt.workers.back().get());
   }
+  for (const std::string& dir : cfg->unix_socket_directories) {
+    auto l = net::UnixListener::open(dir, cfg->port, cfg->unix_socket_permissions,
+                                     cfg->unix_socket_group, cfg->listen_backlog);
+    if (!l) {
+      fatal(l.error());
+      return 1;
+    }
+    rt.unix_listeners.push_back(std::move(*l));
+  }
   for (auto& w : rt.workers) {
-    if (auto r = w->listen(); !r) {
+    auto r = w->listen();
+    for (const net::UnixListener& l : rt.unix_listeners) {
+      if (r) r = w->listenUnix(l);
+    }
+    if (!r) {
       fatal(r.error());
       return 1;
     }
@@ -359,6 +375,9 @@ int run(const Options& opts) {
   rt.lag->start();
   log::logf(Level::kLog, "pgpilot {} started: pid {}, port {}, {} worker threads, {} nodes",
             admin::kVersion, ::getpid(), cfg->port, nworkers, cfg->backends.size());
+  for (const net::UnixListener& l : rt.unix_listeners) {
+    log::logf(Level::kLog, "listening on Unix socket \"{}\"", l.path());
+  }
   if (cfg->admin_port > 0) {
     log::logf(Level::kLog, "admin console listening on port {} (admin_users: {})", cfg->admin_port,
               cfg->admin_users.empty() ? "none" : joined(cfg->admin_users));

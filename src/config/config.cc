@@ -298,10 +298,10 @@ Status Loader::validate() const {
                                      "ALWAYS_PRIMARY is set on more than one backend"));
     }
   }
-  if (config_.listen_addresses.empty()) {
+  if (config_.listen_addresses.empty() && config_.unix_socket_directories.empty()) {
     return std::unexpected(errorAt("listen_addresses",
-                                   "listen_addresses is empty: pgpilot has no Unix-domain "
-                                   "socket listener yet"));
+                                   "listen_addresses and unix_socket_directories are both "
+                                   "empty: no client could connect"));
   }
   if (config_.ssl && config_.ssl_cert.empty()) {
     return std::unexpected(errorAt("ssl", "ssl is on but ssl_cert is not set"));

@@ -60,6 +60,11 @@ struct Config {
   std::vector<std::string> listen_addresses = {"localhost"};  // "*" = all
   int port = 9999;
   int listen_backlog = 1024;
+  // Directories for a Unix-domain socket each (.s.PGSQL.<port>). Empty (our default):
+  // none; pgpool-II's default is /tmp.
+  std::vector<std::string> unix_socket_directories;
+  std::string unix_socket_group;  // '' = the group of the pgpilot process
+  int unix_socket_permissions = 0777;
   int max_client_connections = 10000;  // ours; pgpool has num_init_children
 
   // ---- threads (ours) ----

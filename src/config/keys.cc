@@ -192,6 +192,22 @@ std::string showNameList(const Config& c) {
   return out;
 }
 
+// unix_socket_directories: a list of absolute paths ('' = none).
+Result setSocketDirectories(Config& c, const KeyDef& def, std::string_view v,
+                            const SetContext& ctx) {
+  if (auto r = setNameList<&Config::unix_socket_directories, true>(c, def, v, ctx); !r) return r;
+  for (const std::string& dir : c.unix_socket_directories) {
+    if (!dir.starts_with('/'))
+      return invalid(def.name, v, "\"" + dir + "\" is not an absolute path");
+  }
+  return {};
+}
+
+template <auto M>
+std::string showOctal(const Config& c) {
+  return fmt::format("{:04o}", c.*M);
+}
+
 constexpr std::array<std::string_view, 3> kSslModes = {"disable", "prefer", "require"};
 Result setBackendSslmode(Config& c, const KeyDef& def, std::string_view v, const SetContext&) {
   std::string s = lower(trim(v));
@@ -381,6 +397,17 @@ const std::array kKeys = std::to_array<KeyDef>({
      PG_INT(port)},
     {"listen_backlog", kInt, kNo, 1, 1000000, kRestart, kPlain,
      "Backlog passed to listen(2) (capped by the kernel's somaxconn).", PG_INT(listen_backlog)},
+    {"unix_socket_directories", kList, kNo, 0, 0, kRestart, kPlain,
+     "Comma-separated directories where a Unix-domain socket for clients is created "
+     "(.s.PGSQL.<port>); '' for none.",
+     &setSocketDirectories, &showNameList<&Config::unix_socket_directories>, kNoChoices},
+    {"unix_socket_group", kString, kNo, 0, 0, kRestart, kPlain,
+     "Group owning the Unix-domain sockets; '' for pgpilot's own group.",
+     PG_STR(unix_socket_group)},
+    {"unix_socket_permissions", kInt, kNo, 0, 0777, kRestart, kPlain,
+     "Access permissions of the Unix-domain sockets (octal, as in PostgreSQL: 0770).",
+     &setInt<&Config::unix_socket_permissions>, &showOctal<&Config::unix_socket_permissions>,
+     kNoChoices},
     {"max_client_connections", kInt, kNo, 1, 10000000, kReload, kPlain,
      "Maximum number of concurrent client connections; more are refused.",
      PG_INT(max_client_connections)},
@@ -815,9 +842,6 @@ const std::array kBackendKeys = std::to_array<BackendKeyDef>({
 // configuration warn instead of failing.
 constexpr auto kUnimplemented = std::to_array<std::string_view>({
     // connections
-    "unix_socket_directories",
-    "unix_socket_group",
-    "unix_socket_permissions",
     "reserved_connections",
     "pcp_listen_addresses",
     "pcp_port",

@@ -65,6 +65,7 @@ bool Stream::peerClosedOrReadable() {
 }
 
 std::string Stream::peerAddress() const {
+  if (local_) return {};
   std::error_code ec;
   const tcp::socket& s = tls_ ? tls_->next_layer() : *socket_;
   auto ep = s.remote_endpoint(ec);
@@ -140,6 +141,15 @@ Task<std::error_code> connectWithin(Socket& sock, std::chrono::milliseconds time
 
 }  // namespace
 
+tcp::socket adoptUnixSocket(asio::local::stream_protocol::socket& s, std::error_code& ec) {
+  tcp::socket out(s.get_executor());
+  const int fd = s.release(ec);
+  if (ec) return out;
+  out.assign(tcp::v4(), fd, ec);
+  if (ec) ::close(fd);
+  return out;
+}
+
 bool isUnixSocketDir(std::string_view host) {
   return host.starts_with('/');
 }
@@ -153,10 +163,6 @@ Task<std::pair<std::error_code, tcp::socket>> connectTo(asio::any_io_executor ex
                                                         std::chrono::milliseconds timeout) {
   tcp::socket sock(ex);
   if (isUnixSocketDir(host)) {
-    // A Unix-domain stream socket, adopted by a tcp::socket: reads, writes, cancel and
-    // close are the same system calls, and the rest of pgpilot keeps one socket type.
-    // Only TCP options and endpoints do not apply (nothing asks for them on a server
-    // connection).
     using local = asio::local::stream_protocol;
     local::socket us(ex);
     const local::endpoint ep(unixSocketPath(host, port));
@@ -165,11 +171,7 @@ Task<std::pair<std::error_code, tcp::socket>> connectTo(asio::any_io_executor ex
       co_return cec;
     };
     std::error_code ec = co_await connectWithin(us, timeout, connect);
-    if (!ec) {
-      const int fd = us.release(ec);
-      if (!ec) sock.assign(tcp::v4(), fd, ec);
-      if (ec && fd >= 0 && !sock.is_open()) ::close(fd);
-    }
+    if (!ec) sock = adoptUnixSocket(us, ec);
     co_return std::pair{ec, std::move(sock)};
   }
   tcp::resolver resolver(ex);

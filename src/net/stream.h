@@ -32,7 +32,9 @@ inline constexpr auto kUseAwaitable = asio::experimental::as_tuple(asio::use_awa
 
 class Stream {
  public:
-  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  // `local`: a Unix-domain socket (adoptUnixSocket): no peer address, no TLS.
+  explicit Stream(tcp::socket socket, bool local = false)
+      : socket_(std::move(socket)), local_(local) {}
   Stream(Stream&&) noexcept = default;
   Stream& operator=(Stream&&) noexcept = default;
   Stream(const Stream&) = delete;
@@ -51,6 +53,7 @@ class Stream {
   }
 
   bool isTls() const { return tls_ != nullptr; }
+  bool isLocal() const { return local_; }
   bool isOpen() const;
   // Cancels pending reads/writes; they complete with asio::error::operation_aborted.
   void cancel();
@@ -60,13 +63,19 @@ class Stream {
   bool peerClosedOrReadable();
 
   tcp::socket& socket();
-  std::string peerAddress() const;  // textual IP, empty if unknown
+  std::string peerAddress() const;  // textual IP; empty if unknown or a Unix socket
 
  private:
   using TlsStream = asio::ssl::stream<tcp::socket>;
   std::optional<tcp::socket> socket_;
   std::unique_ptr<TlsStream> tls_;
+  bool local_ = false;
 };
+
+// Hands a connected Unix-domain socket to a tcp::socket on the same executor: reads,
+// writes, cancel and close are the same system calls, so the rest of pgpilot keeps one
+// socket type. TCP options and endpoints do not apply to it (Stream::isLocal()).
+tcp::socket adoptUnixSocket(asio::local::stream_protocol::socket& s, std::error_code& ec);
 
 // Waits for `op` but closes `stream`'s socket if `timeout` expires first, so that a hung
 // peer cannot hold a coroutine forever. Returns true if the timer fired.

@@ -152,7 +152,8 @@ net::Task<std::expected<std::unique_ptr<ServerConn>, ServerError>> connectServer
   const auto deadline_at = Clock::now() + timeout;
   auto [cec, sock] = co_await net::connectTo(ex, backend.hostname, backend.port, timeout);
   if (cec) co_return std::unexpected(ioError(backend, "could not connect to", cec));
-  auto conn = std::make_unique<ServerConn>(net::Stream(std::move(sock)), backend.id);
+  auto conn = std::make_unique<ServerConn>(
+      net::Stream(std::move(sock), net::isUnixSocketDir(backend.hostname)), backend.id);
   conn->host_ = backend.hostname;
   conn->port_ = backend.port;
   const auto left =

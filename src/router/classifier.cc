@@ -472,39 +472,28 @@ void classifyWrapped(const Node& inner_stmt, Classification& c, Kind kind, std::
     c.reason = std::string(what);
 }
 
-// Statement types that are decided by their type alone, with their routing.
-struct Fixed {
+// Statement types decided by their type alone: the routing, and for statements naming an
+// object (prepared statement, cursor, channel, parameter) the field holding its name.
+struct ByType {
   std::string_view type;
+  std::string_view name_field;  // empty: the statement names nothing the session tracks
   Target target;
   Kind kind;
   std::string_view reason;
   bool session_state = false;
 };
-constexpr std::array<Fixed, 11> kFixed = {{
-    {"InsertStmt", Target::kPrimary, Kind::kWrite, "INSERT"},
-    {"UpdateStmt", Target::kPrimary, Kind::kWrite, "UPDATE"},
-    {"DeleteStmt", Target::kPrimary, Kind::kWrite, "DELETE"},
-    {"MergeStmt", Target::kPrimary, Kind::kWrite, "MERGE"},
-    {"TruncateStmt", Target::kPrimary, Kind::kWrite, "TRUNCATE"},
-    {"ConstraintsSetStmt", Target::kAny, Kind::kSet, "SET CONSTRAINTS"},
-    {"DiscardStmt", Target::kAny, Kind::kDiscard, "DISCARD: every node the session uses", true},
-    {"LockStmt", Target::kPrimary, Kind::kLock, "LOCK"},
-    {"DoStmt", Target::kPrimary, Kind::kOther, "DO block"},
-    {"CallStmt", Target::kPrimary, Kind::kOther, "CALL"},
-    {"LoadStmt", Target::kPrimary, Kind::kOther, "LOAD", true},
-}};
-
-// Statements naming an object (prepared statement, cursor, channel, parameter) and
-// decided by their type: the field holding the name, and the routing.
-struct Named {
-  std::string_view type;
-  std::string_view name_field;
-  Target target;
-  Kind kind;
-  std::string_view reason;
-  bool session_state = false;
-};
-constexpr std::array<Named, 8> kNamed = {{
+constexpr std::array<ByType, 19> kByType = {{
+    {"InsertStmt", "", Target::kPrimary, Kind::kWrite, "INSERT"},
+    {"UpdateStmt", "", Target::kPrimary, Kind::kWrite, "UPDATE"},
+    {"DeleteStmt", "", Target::kPrimary, Kind::kWrite, "DELETE"},
+    {"MergeStmt", "", Target::kPrimary, Kind::kWrite, "MERGE"},
+    {"TruncateStmt", "", Target::kPrimary, Kind::kWrite, "TRUNCATE"},
+    {"ConstraintsSetStmt", "", Target::kAny, Kind::kSet, "SET CONSTRAINTS"},
+    {"DiscardStmt", "", Target::kAny, Kind::kDiscard, "DISCARD: every node the session uses", true},
+    {"LockStmt", "", Target::kPrimary, Kind::kLock, "LOCK"},
+    {"DoStmt", "", Target::kPrimary, Kind::kOther, "DO block"},
+    {"CallStmt", "", Target::kPrimary, Kind::kOther, "CALL"},
+    {"LoadStmt", "", Target::kPrimary, Kind::kOther, "LOAD", true},
     {"VariableShowStmt", "name", Target::kAny, Kind::kShow, "SHOW"},
     // The statement's text is known only to the session, which routes EXECUTE by its
     // PREPARE; on its own it must be assumed to write.
@@ -547,17 +536,11 @@ std::string ddlReason(const Node& stmt) {
 
 // Statements that carry no sub-query: decided by their type alone.
 bool classifySimple(const Node& stmt, Classification& c) {
-  for (const Fixed& f : kFixed) {
-    if (f.type != stmt.type) continue;
-    c.session_state = c.session_state || f.session_state;
-    setTarget(c, f.target, f.kind, std::string(f.reason));
-    return true;
-  }
-  for (const Named& n : kNamed) {
-    if (n.type != stmt.type) continue;
-    c.object_name = std::string(stringField(stmt.fields, n.name_field));
-    c.session_state = c.session_state || n.session_state;
-    setTarget(c, n.target, n.kind, std::string(n.reason));
+  for (const ByType& t : kByType) {
+    if (t.type != stmt.type) continue;
+    if (!t.name_field.empty()) c.object_name = std::string(stringField(stmt.fields, t.name_field));
+    c.session_state = c.session_state || t.session_state;
+    setTarget(c, t.target, t.kind, std::string(t.reason));
     return true;
   }
   if (stmt.type == "TransactionStmt") {

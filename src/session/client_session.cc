@@ -154,7 +154,9 @@ net::Task<bool> ClientSession::startup() {
           co_await sendFatal("08P01", "received unencrypted data after SSL request");
           co_return false;
         }
-        const char answer = shared_.client_tls && !client_.isTls() ? 'S' : 'N';
+        // No TLS over a Unix socket, as PostgreSQL (it answers 'N' there).
+        const char answer =
+            shared_.client_tls && !client_.isTls() && !client_.isLocal() ? 'S' : 'N';
         if (co_await client_.writeAll(std::string_view(&answer, 1))) co_return false;
         if (answer == 'S') {
           if (auto hec = co_await client_.tlsAccept(*shared_.client_tls)) {
@@ -223,7 +225,7 @@ net::Task<bool> ClientSession::startup() {
     }
     if (cfg_->log_connections) {
       log::logf(Level::kLog, logContext(), "connection received: host={} user={} database={}",
-                client_addr_.empty() ? "[local]" : client_addr_, info_.user, info_.database);
+                clientHost(), info_.user, info_.database);
     }
     co_return true;
   }
@@ -259,7 +261,7 @@ net::Task<bool> ClientSession::authenticate() {
       co_await sendFatal("28000",
                          fmt::format("pool_hba.conf rejects connection for host \"{}\", user "
                                      "\"{}\", database \"{}\"{}",
-                                     client_addr_, info_.user, info_.database,
+                                     clientHost(), info_.user, info_.database,
                                      client_.isTls() ? ", SSL on" : ", no encryption"));
       co_return false;
     case auth::AuthMethod::kPassword:
@@ -855,7 +857,7 @@ void ClientSession::finish() {
   client_.close();
   if (cfg_->log_disconnections) {
     log::logf(Level::kLog, logContext(), "disconnection: user={} database={} host={}", info_.user,
-              info_.database, client_addr_.empty() ? "[local]" : client_addr_);
+              info_.database, clientHost());
   }
 }
 

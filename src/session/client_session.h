@@ -200,7 +200,11 @@ class ClientSession {
   bool admin_ = false;
   std::chrono::system_clock::time_point started_;
   net::Stream client_;
-  std::string client_addr_;
+  std::string client_addr_;  // empty for a Unix-socket client
+  // The client's address for messages: its IP, or "[local]" as PostgreSQL writes it.
+  std::string_view clientHost() const {
+    return client_addr_.empty() ? std::string_view("[local]") : client_addr_;
+  }
   uint64_t id_ = 0;
   int32_t pid_ = 0;
   int32_t key_ = 0;

@@ -87,9 +87,20 @@ std::expected<void, std::string> Worker::listenOn(const std::vector<std::string>
   return {};
 }
 
+std::expected<void, std::string> Worker::listenUnix(const net::UnixListener& listener) {
+  auto acc = listener.adopt(ctx_);
+  if (!acc) return std::unexpected(acc.error());
+  unix_acceptors_.push_back(
+      std::make_unique<asio::local::stream_protocol::acceptor>(std::move(*acc)));
+  return {};
+}
+
 void Worker::start() {
   work_.emplace(ctx_.get_executor());
   for (auto& acc : acceptors_) asio::co_spawn(ctx_, acceptLoop(*acc, false), asio::detached);
+  for (auto& acc : unix_acceptors_) {
+    asio::co_spawn(ctx_, acceptLoop(*acc, false), asio::detached);
+  }
   for (auto& acc : admin_acceptors_) {
     asio::co_spawn(ctx_, acceptLoop(*acc, true), asio::detached);
   }
@@ -108,10 +119,15 @@ void Worker::start() {
   });
 }
 
-net::Task<void> Worker::acceptLoop(net::tcp::acceptor& acceptor, bool admin) {
+template <typename Acceptor>
+net::Task<void> Worker::acceptLoop(Acceptor& acceptor, bool admin) {
+  constexpr bool kLocal = std::is_same_v<Acceptor, asio::local::stream_protocol::acceptor>;
   for (;;) {
     auto [ec, sock] = co_await acceptor.async_accept(net::kUseAwaitable);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      continue;  // a Unix socket wakes every worker; another one took the connection
+    }
     if (ec) {
       // EMFILE and friends: back off briefly instead of spinning.
       log::logf(Level::kWarning, "accept failed: {}", ec.message());
@@ -120,28 +136,39 @@ net::Task<void> Worker::acceptLoop(net::tcp::acceptor& acceptor, bool admin) {
       co_await t.async_wait(net::kUseAwaitable);
       continue;
     }
-    std::error_code ignored;
-    sock.set_option(net::tcp::no_delay(true), ignored);
-    sock.set_option(asio::socket_base::keep_alive(true), ignored);
-    auto session = std::make_unique<ClientSession>(*this, net::Stream(std::move(sock)), admin);
-    // Both counts rise here and fall when the session's coroutine has ended, the worker's
-    // first: whoever reads the global count and then the workers' never sees a worker
-    // count a session has already left the global one by (what /metrics relies on).
-    const int now_clients = shared_.client_count.fetch_add(1) + 1;
-    session_count_.fetch_add(1);
-    asio::co_spawn(
-        ctx_, ClientSession::run(std::move(session), now_clients), [this](std::exception_ptr e) {
-          session_count_.fetch_sub(1);
-          shared_.client_count.fetch_sub(1);
-          if (e) {
-            try {
-              std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-              log::logf(Level::kError, "session ended by an internal error: {}", ex.what());
-            }
-          }
-        });
+    if constexpr (kLocal) {
+      std::error_code aec;
+      net::tcp::socket adopted = net::adoptUnixSocket(sock, aec);
+      if (aec) continue;  // the socket is closed already
+      startSession(net::Stream(std::move(adopted), /*local=*/true), admin);
+    } else {
+      std::error_code ignored;
+      sock.set_option(net::tcp::no_delay(true), ignored);
+      sock.set_option(asio::socket_base::keep_alive(true), ignored);
+      startSession(net::Stream(std::move(sock)), admin);
+    }
   }
+}
+
+void Worker::startSession(net::Stream client, bool admin) {
+  auto session = std::make_unique<ClientSession>(*this, std::move(client), admin);
+  // Both counts rise here and fall when the session's coroutine has ended, the worker's
+  // first: whoever reads the global count and then the workers' never sees a worker
+  // count a session has already left the global one by (what /metrics relies on).
+  const int now_clients = shared_.client_count.fetch_add(1) + 1;
+  session_count_.fetch_add(1);
+  asio::co_spawn(
+      ctx_, ClientSession::run(std::move(session), now_clients), [this](std::exception_ptr e) {
+        session_count_.fetch_sub(1);
+        shared_.client_count.fetch_sub(1);
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            log::logf(Level::kError, "session ended by an internal error: {}", ex.what());
+          }
+        }
+      });
 }
 
 net::Task<void> Worker::reapLoop() {
@@ -155,12 +182,11 @@ net::Task<void> Worker::reapLoop() {
 
 void Worker::stopAccepting() {
   asio::post(ctx_, [this] {
+    std::error_code ignored;
     for (auto* list : {&acceptors_, &admin_acceptors_}) {
-      for (auto& acc : *list) {
-        std::error_code ignored;
-        acc->close(ignored);
-      }
+      for (auto& acc : *list) acc->close(ignored);
     }
+    for (auto& acc : unix_acceptors_) acc->close(ignored);
   });
 }
 

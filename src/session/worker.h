@@ -16,6 +16,7 @@
 #include "admin/show.h"
 #include "common/error_classes.h"
 #include "common/histogram.h"
+#include "net/unix_listener.h"
 #include "pool/pool.h"
 #include "router/cache.h"
 #include "router/policy.h"
@@ -34,6 +35,9 @@ class Worker {
   // Opens the listeners (throws nothing; returns an error text on failure). Worker 0 also
   // listens on admin_port when it is set.
   std::expected<void, std::string> listen();
+  // Accepts client connections on `listener` too (unix_socket_directories; opened once
+  // by the app, shared by every worker).
+  std::expected<void, std::string> listenUnix(const net::UnixListener& listener);
   void start();
   // Stops accepting new clients (smart shutdown).
   void stopAccepting();
@@ -93,7 +97,9 @@ class Worker {
   std::vector<admin::PoolRow> idleRows() const;
 
  private:
-  net::Task<void> acceptLoop(net::tcp::acceptor& acceptor, bool admin);
+  template <typename Acceptor>
+  net::Task<void> acceptLoop(Acceptor& acceptor, bool admin);
+  void startSession(net::Stream client, bool admin);
   std::expected<void, std::string> listenOn(const std::vector<std::string>& addresses, int port,
                                             bool admin);
   net::Task<void> reapLoop();
@@ -104,6 +110,7 @@ class Worker {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::unique_ptr<net::tcp::acceptor>> acceptors_;
   std::vector<std::unique_ptr<net::tcp::acceptor>> admin_acceptors_;
+  std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors_;
   std::unique_ptr<pool::Pool> pool_;
   std::unordered_map<int32_t, ClientSession*> sessions_;
   std::atomic<size_t> session_count_{0};

@@ -3,7 +3,11 @@ LISTEN/NOTIFY, notices, ParameterStatus, startup parameters, SHOW pool_nodes /
 pool_version, and the extended query protocol on the wire (pipelined, named statements,
 portals with a row limit). Effects are checked on the primary directly where possible."""
 
+import os
 import select
+import signal
+import stat
+import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +17,9 @@ import psycopg2.errors
 import psycopg2.extensions
 import pytest
 
-from harness.cluster import wait_until
+from harness import procs
+from harness.cluster import PG_BIN, run_psql, wait_until
+from harness.errors import HarnessError, PsqlError
 import pgwire
 
 POOL_NODES_COLUMNS = ["node_id", "hostname", "port", "status", "pg_status", "lb_weight", "role",
@@ -420,3 +426,52 @@ def test_backends_over_unix_sockets(cluster, make_pgpilot):
         assert cur.fetchone() == (1,)
     finally:
         conn.close()
+
+
+def test_clients_over_unix_socket(cluster, make_pgpilot, tmp_path):
+    """unix_socket_directories: psql, psycopg2 and pgbench reach pgpilot over
+    <dir>/.s.PGSQL.<port>; pool_hba's `local` lines apply there; the file has
+    unix_socket_permissions, is replaced after a crash, refused to a second server, and
+    removed at shutdown."""
+    sock_dir = str(tmp_path)
+    p = make_pgpilot(extra_conf={"enable_pool_hba": True, "pool_hba_file": "pool_hba.conf",
+                                 "unix_socket_directories": sock_dir,
+                                 "unix_socket_permissions": "0770"}, start=False)
+    with open(os.path.join(p.dir, "pool_hba.conf"), "w") as f:
+        f.write("local all all trust\nhost all all 127.0.0.1/32 reject\n")
+    p.start()
+    path = os.path.join(sock_dir, f".s.PGSQL.{p.port}")
+    mode = os.stat(path).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o770
+    assert run_psql("SELECT 'via socket'", sock_dir, p.port) == "via socket"
+    with pytest.raises(PsqlError, match=r'rejects connection for host "127\.0\.0\.1"'):
+        p.psql("SELECT 1")  # TCP: the host line applies
+    conn = psycopg2.connect(host=sock_dir, port=p.port, user="postgres", dbname="postgres")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            assert cur.fetchone() == (False,)
+    finally:
+        conn.close()
+    script = tmp_path / "select.sql"
+    script.write_text("SELECT 1;\n")
+    r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-n", "-h", sock_dir, "-p", str(p.port), "-U", "postgres",
+                        "-c", "4", "-j", "2", "-t", "100", "-f", str(script), "postgres"],
+                       capture_output=True, text=True, timeout=120, env=procs.clean_env())
+    assert r.returncode == 0, r.stderr
+    assert "number of transactions actually processed: 400/400" in r.stdout
+
+    # Killed: the file stays behind, and the next start replaces it.
+    p.kill(signal.SIGKILL)
+    assert os.path.exists(path)
+    p.start()
+    assert run_psql("SELECT 2", sock_dir, p.port) == "2"
+    # A second server on the same socket is refused and leaves it alone.
+    q = make_pgpilot(extra_conf={"unix_socket_directories": sock_dir, "port": p.port},
+                     start=False)
+    with pytest.raises(HarnessError):
+        q.start(timeout=10)
+    assert "another server is accepting connections on it" in q.log_text()
+    assert run_psql("SELECT 3", sock_dir, p.port) == "3"
+    p.stop()
+    assert not os.path.exists(path)

@@ -3,6 +3,8 @@
 
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 
@@ -128,6 +130,23 @@ def test_hostssl_rule_rejects_plain_and_accepts_tls(make_pgpilot, tls_cluster, c
     assert 'role "plainuser" does not exist' in err, err
     rc, _, err = psql(p.port, "SELECT 1", "require", user="plainuser")
     assert rc != 0 and "rejects connection" in err and "SSL on" in err, err
+
+
+def test_no_tls_over_a_unix_socket(make_pgpilot, tls_cluster, certs, tmp_path):
+    """As PostgreSQL: SSLRequest is answered 'N' on the Unix socket, 'S' over TCP."""
+    p = make_pgpilot(tls_cluster, extra_conf={"ssl": True, "ssl_cert": certs["cert"],
+                                              "ssl_key": certs["key"],
+                                              "unix_socket_directories": str(tmp_path)})
+    path = os.path.join(str(tmp_path), f".s.PGSQL.{p.port}")
+    ssl_request = struct.pack("!ii", 8, 80877103)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(ssl_request)
+        assert s.recv(1) == b"N"
+    with socket.create_connection((p.host, p.port), timeout=10) as s:
+        s.sendall(ssl_request)
+        assert s.recv(1) == b"S"
 
 
 def test_missing_key_file_refuses_to_start(make_pgpilot, tls_cluster, certs):

@@ -166,8 +166,27 @@ TEST(Config, ListenAddresses) {
             "test.conf:2: invalid value for parameter \"listen_addresses\": \"a,,b\" (empty list "
             "element)");
   EXPECT_EQ(loadError("listen_addresses = ''"),
-            "test.conf:2: listen_addresses is empty: pgpilot has no Unix-domain socket listener "
-            "yet");
+            "test.conf:2: listen_addresses and unix_socket_directories are both empty: no "
+            "client could connect");
+  // Only a Unix socket: allowed, as in PostgreSQL.
+  EXPECT_TRUE(mustLoad("listen_addresses = ''\nunix_socket_directories = '/run/pgpilot'")
+                  ->listen_addresses.empty());
+}
+
+TEST(Config, UnixSockets) {
+  auto none = mustLoad("");
+  EXPECT_TRUE(none->unix_socket_directories.empty());  // pgpool: /tmp; ours: none unless asked
+  EXPECT_EQ(none->unix_socket_permissions, 0777);
+  auto c = mustLoad(
+      "unix_socket_directories = '/tmp, /run/pgpilot'\nunix_socket_permissions = 0770\n"
+      "unix_socket_group = 'pgpilot'\n");
+  EXPECT_EQ(c->unix_socket_directories, (std::vector<std::string>{"/tmp", "/run/pgpilot"}));
+  EXPECT_EQ(c->unix_socket_permissions, 0770);  // octal, as in PostgreSQL
+  EXPECT_EQ(c->unix_socket_group, "pgpilot");
+  EXPECT_EQ(loadError("unix_socket_directories = 'run/pgpilot'"),
+            "test.conf:2: invalid value for parameter \"unix_socket_directories\": "
+            "\"run/pgpilot\" (\"run/pgpilot\" is not an absolute path)");
+  EXPECT_NE(loadError("unix_socket_permissions = 01777"), "");  // above 0777
 }
 
 TEST(Config, TimeUnits) {
@@ -546,6 +565,7 @@ memqcache_total_size = 64MB
   EXPECT_EQ(r->config->authentication_timeout, 60s);
   EXPECT_EQ(r->config->max_pool, 4);
   EXPECT_EQ(r->config->reset_query_list, "ABORT; DISCARD ALL");
+  EXPECT_EQ(r->config->unix_socket_directories, std::vector<std::string>{"/tmp"});
   EXPECT_EQ(r->notices.size(), 2u);  // num_init_children, listen_backlog_multiplier
   EXPECT_GT(r->warnings.size(), 30u);
 }

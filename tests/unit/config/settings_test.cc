@@ -81,6 +81,8 @@ TEST(DescribeSettings, CoversEveryKeyWithValuesAndSecretsMasked) {
   EXPECT_EQ(find("authentication_timeout")->value, "1min");
   EXPECT_EQ(find("client_idle_limit")->value, "0");
   EXPECT_EQ(find("listen_addresses")->value, "a,b");
+  EXPECT_EQ(find("unix_socket_permissions")->value, "0777");  // octal, loads back as such
+  EXPECT_EQ(find("unix_socket_directories")->value, "");
   EXPECT_EQ(find("ssl")->value, "off");
   EXPECT_EQ(find("backend_sslmode")->value, "disable");
   EXPECT_EQ(find("backend_hostname3")->value, "h3");
