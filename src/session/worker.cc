@@ -50,6 +50,23 @@ std::expected<void, std::string> Worker::listen() {
   return {};
 }
 
+namespace {
+
+// Binds (and releases) `ep` without SO_REUSEPORT: fails with EADDRINUSE if any socket
+// listens there. SO_REUSEADDR keeps connections in TIME_WAIT from a previous run out of it.
+std::error_code probeFree(const net::tcp::endpoint& ep) {
+  asio::io_context io;
+  net::tcp::acceptor probe(io);
+  std::error_code ec;
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && ep.address().is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  return ec;
+}
+
+}  // namespace
+
 std::expected<void, std::string> Worker::listenOn(const std::vector<std::string>& addresses,
                                                   int port, bool admin) {
   std::vector<std::string> addrs;
@@ -65,6 +82,15 @@ std::expected<void, std::string> Worker::listenOn(const std::vector<std::string>
     auto addr = asio::ip::make_address(a, ec);
     if (ec) return std::unexpected(fmt::format("invalid listen address \"{}\"", a));
     net::tcp::endpoint ep(addr, static_cast<unsigned short>(port));
+    if (index_ == 0) {
+      // SO_REUSEPORT would let this process share the port with another pgpilot (or any
+      // process of the same user that set it too), silently splitting the clients. Before
+      // the workers bind, a plain socket must be able to take the address.
+      if (std::error_code pec = probeFree(ep); pec) {
+        return std::unexpected(fmt::format("could not listen on {}:{}{}: {}", a, port,
+                                           admin ? " (admin_port)" : "", pec.message()));
+      }
+    }
     auto acc = std::make_unique<net::tcp::acceptor>(ctx_);
     acc->open(ep.protocol(), ec);
     if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);

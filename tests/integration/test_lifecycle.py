@@ -235,6 +235,19 @@ def test_second_instance_with_same_pid_file_refuses(make_pgpilot, lcluster):
         assert int(f.read().strip()) == first.pid
 
 
+def test_second_instance_on_the_same_port_refuses(make_pgpilot, lcluster):
+    """Workers bind with SO_REUSEPORT, which would let a second pgpilot (own pid file,
+    same user) share the port and take half of the new clients. It must refuse instead."""
+    first = make_pgpilot(lcluster)
+    second = make_pgpilot(lcluster, start=False, extra_conf={"port": first.port})
+    r = run_pgpilot("-n", "-f", second.conf_path)
+    assert r.returncode == 1, r.stderr
+    assert f"could not listen on 127.0.0.1:{first.port}: Address already in use" in r.stderr
+    for _ in range(8):  # every new client still reaches the first one
+        assert first.psql("SELECT 1") == "1"
+    assert first.is_running()
+
+
 # ---- log file --------------------------------------------------------------------------------
 
 def test_log_file_has_levels_and_session_node_ids(make_pgpilot, lcluster):
