@@ -66,7 +66,7 @@ admin::SessionRow ClientSession::info() const {
                            .user = info_.user,
                            .database = info_.database,
                            .application_name = info_.application_name,
-                           .client_address = client_addr_,
+                           .client_address = std::string(clientHost()),
                            .node = server_ ? server_->node() : -1,
                            .nodes = std::move(nodes),
                            .state = std::move(state),
@@ -94,7 +94,7 @@ net::Task<void> ClientSession::adminSession() {
   protocol::buildBackendKeyData(out, pid_, key_);
   protocol::buildReadyForQuery(out, 'I');
   if (co_await writeClient(out)) co_return;
-  log::logf(Level::kDebug1, logContext(), "admin console session started from {}", client_addr_);
+  log::logf(Level::kDebug1, logContext(), "admin console session started from {}", clientHost());
   pool::MessageReader reader(1024);
   bool skip_to_sync = false;
   for (;;) {
@@ -175,8 +175,8 @@ net::Task<void> ClientSession::runAdminStatement(const admin::Statement& st, std
     co_return;
   }
   cluster::Command cmd = st.control;
-  cmd.source = admin_ ? fmt::format("admin port ({}@{})", info_.user, client_addr_)
-                      : fmt::format("sql ({}@{})", info_.user, client_addr_);
+  cmd.source = admin_ ? fmt::format("admin port ({}@{})", info_.user, clientHost())
+                      : fmt::format("sql ({}@{})", info_.user, clientHost());
   log::logf(Level::kLog, logContext(), "admin command: {}{}", st.tag,
             cmd.node >= 0 ? fmt::format(" {}", cmd.node) : std::string());
   auto [r] = co_await cluster::asyncSubmit(*shared_.control, std::move(cmd), net::kUseAwaitable);

@@ -3,6 +3,7 @@ LISTEN/NOTIFY, notices, ParameterStatus, startup parameters, SHOW pool_nodes /
 pool_version, and the extended query protocol on the wire (pipelined, named statements,
 portals with a row limit). Effects are checked on the primary directly where possible."""
 
+import json
 import os
 import select
 import signal
@@ -10,6 +11,7 @@ import stat
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 
 import psycopg2
@@ -20,6 +22,7 @@ import pytest
 from harness import procs
 from harness.cluster import PG_BIN, run_psql, wait_until
 from harness.errors import HarnessError, PsqlError
+from harness.pgpilot import FREE_PORT
 import pgwire
 
 POOL_NODES_COLUMNS = ["node_id", "hostname", "port", "status", "pg_status", "lb_weight", "role",
@@ -436,7 +439,8 @@ def test_clients_over_unix_socket(cluster, make_pgpilot, tmp_path):
     sock_dir = str(tmp_path)
     p = make_pgpilot(extra_conf={"enable_pool_hba": True, "pool_hba_file": "pool_hba.conf",
                                  "unix_socket_directories": sock_dir,
-                                 "unix_socket_permissions": "0770"}, start=False)
+                                 "unix_socket_permissions": "0770", "http_port": FREE_PORT},
+                     start=False)
     with open(os.path.join(p.dir, "pool_hba.conf"), "w") as f:
         f.write("local all all trust\nhost all all 127.0.0.1/32 reject\n")
     p.start()
@@ -446,11 +450,17 @@ def test_clients_over_unix_socket(cluster, make_pgpilot, tmp_path):
     assert run_psql("SELECT 'via socket'", sock_dir, p.port) == "via socket"
     with pytest.raises(PsqlError, match=r'rejects connection for host "127\.0\.0\.1"'):
         p.psql("SELECT 1")  # TCP: the host line applies
-    conn = psycopg2.connect(host=sock_dir, port=p.port, user="postgres", dbname="postgres")
+    conn = psycopg2.connect(host=sock_dir, port=p.port, user="postgres", dbname="postgres",
+                            application_name="unix_client")
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_is_in_recovery()")
             assert cur.fetchone() == (False,)
+        url = f"http://127.0.0.1:{p.ports['http_port']}/api/sessions"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            sessions = json.load(resp)["sessions"]
+        mine = [x for x in sessions if x["application_name"] == "unix_client"]
+        assert [x["client_address"] for x in mine] == ["[local]"], sessions
     finally:
         conn.close()
     script = tmp_path / "select.sql"
