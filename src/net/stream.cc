@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <asio/experimental/awaitable_operators.hpp>
 
 namespace pgpilot::net {
@@ -32,8 +34,33 @@ Task<std::error_code> Stream::writeAll(asio::const_buffer buf) {
     auto [ec, n] = co_await asio::async_write(*tls_, buf, kUseAwaitable);
     co_return ec;
   }
+  std::error_code now_ec;
+  if (trySend(buf, now_ec)) co_return now_ec;
   auto [ec, n] = co_await asio::async_write(*socket_, buf, kUseAwaitable);
   co_return ec;
+}
+
+bool Stream::trySend(asio::const_buffer& buf, std::error_code& ec) {
+  if (tls_) return buf.size() == 0;
+  // A query or a result almost always fits in the socket's send buffer, so one
+  // non-blocking send() finishes the write without an asio operation (no handler, no trip
+  // through the scheduler, no suspension). Writers on one stream are serialised (WriteLock,
+  // one pump per server stream), so nothing of ours can be queued ahead of these bytes.
+  while (buf.size() > 0) {
+    const ssize_t n =
+        ::send(socket_->native_handle(), buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      buf += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      ec = std::error_code(errno, asio::error::get_system_category());
+      return true;
+    } else {
+      return false;  // the send buffer is full: the rest waits for room
+    }
+  }
+  return true;
 }
 
 tcp::socket& Stream::socket() {

@@ -48,6 +48,11 @@ class Stream {
   // costs no coroutine frame of its own.
   Task<std::tuple<std::error_code, size_t>> readSome(asio::mutable_buffer buf);
   Task<std::error_code> writeAll(asio::const_buffer buf);
+  // Sends what the socket takes now, without waiting, and advances `buf` past it. True when
+  // the write is over: every byte sent, or `ec` set. False: the rest of `buf` must wait for
+  // room (co_await writeAll(buf)). On TLS nothing is sent here (false unless `buf` is empty).
+  // Not a coroutine: the common case costs one send() and no asio operation.
+  bool trySend(asio::const_buffer& buf, std::error_code& ec);
   Task<std::error_code> writeAll(std::string_view data) {
     return writeAll(asio::buffer(data.data(), data.size()));
   }

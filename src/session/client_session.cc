@@ -64,6 +64,15 @@ net::Task<std::error_code> ClientSession::writeClient(std::string_view data) {
   co_return ec;
 }
 
+bool ClientSession::tryWriteClient(std::string_view& data, std::error_code& ec) {
+  if (!client_write_.tryLock()) return false;
+  asio::const_buffer b(data.data(), data.size());
+  const bool done = client_.trySend(b, ec);
+  client_write_.unlock();
+  data.remove_prefix(data.size() - b.size());
+  return done;
+}
+
 net::Task<void> ClientSession::sendError(std::string_view sqlstate, std::string_view message,
                                          std::string_view detail) {
   std::string out;
@@ -521,6 +530,16 @@ net::Task<void> ClientSession::clientPump() {
     bool terminate = false;
     bool invalid = false;
     if (pending_ == 0) busy_since_ = std::chrono::steady_clock::now();  // latency histogram
+    // flush()'s fast path, not a coroutine: true if everything before `pos` went out now.
+    auto sendNow = [&]() -> bool {
+      if (pos <= fwd_start) return true;
+      if (!server_) return false;
+      asio::const_buffer b(data.data() + fwd_start, pos - fwd_start);
+      std::error_code wec;
+      const bool done = server_->stream().trySend(b, wec);
+      fwd_start = pos - b.size();
+      return done && !wec;
+    };
     // Forwards the bytes before `pos` to the active server (before routing or answering).
     auto flush = [&]() -> net::Task<bool> {
       if (pos > fwd_start) {
@@ -656,7 +675,9 @@ net::Task<void> ClientSession::clientPump() {
       }
       pos += step.size;
     }
-    if (!co_await flush()) co_return;
+    if (!sendNow()) {
+      if (!co_await flush()) co_return;
+    }
     if (invalid) {
       co_await sendFatal("08P01", "invalid message length from client");
       co_return;
@@ -818,7 +839,10 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
       pos += step.size;
     }
     if (pos > fwd && !client_gone_) {
-      if (co_await writeClient(data.substr(fwd, pos - fwd))) {
+      std::string_view out = data.substr(fwd, pos - fwd);
+      std::error_code wec;
+      if (!tryWriteClient(out, wec)) wec = co_await writeClient(out);
+      if (wec) {
         // The client is gone; keep draining the server until it is idle.
         client_gone_ = true;
         client_.close();

@@ -135,6 +135,10 @@ class ClientSession {
   net::Task<void> sendError(std::string_view sqlstate, std::string_view message,
                             std::string_view detail = {});
   net::Task<std::error_code> writeClient(std::string_view data);
+  // writeClient's fast path, not a coroutine: sends what the client socket takes now if no
+  // other write holds it, and drops the sent bytes from `data`. True when the write is over
+  // (all sent, or `ec` set); false: co_await writeClient(data) for the rest.
+  bool tryWriteClient(std::string_view& data, std::error_code& ec);
   void finish();
   log::Context logContext() const;
 
