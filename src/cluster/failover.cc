@@ -28,6 +28,8 @@ struct FailoverController::NodeRuntime {
   bool false_primary_reported = false;
   bool detached_primary_reported = false;
   bool alive_error_reported = false;
+  bool held_by_flag_reported = false;  // unreachable, kept by DISALLOW_TO_FAILOVER / ALWAYS_PRIMARY
+  bool recovery_reported = false;      // a DISALLOW_TO_FAILOVER primary in recovery
   Clock::time_point last_failback{};
 };
 
@@ -39,6 +41,26 @@ milliseconds since(std::chrono::steady_clock::time_point t0) {
 
 bool isSyncState(const std::string& s) {
   return s == "sync" || s == "quorum";
+}
+
+bool alwaysPrimary(const NodeState& n) {
+  return n.backend.flag == config::BackendFlag::kAlwaysPrimary;
+}
+
+// pgpool's backend_flag: a DISALLOW_TO_FAILOVER node is never detached or failed over by
+// pgpilot (something else, e.g. Pacemaker, manages it); an ALWAYS_PRIMARY node is the
+// primary by definition (an address that always leads to the primary, e.g. Aurora's
+// cluster endpoint), so promoting another node would only make a second primary.
+bool heldByFlag(const NodeState& n) {
+  return !n.backend.allow_failover || alwaysPrimary(n);
+}
+
+// The node configured with ALWAYS_PRIMARY, or -1.
+int alwaysPrimaryNode(const Topology& t) {
+  for (const auto& n : t.nodes) {
+    if (alwaysPrimary(n)) return n.backend.id;
+  }
+  return -1;
 }
 
 }  // namespace
@@ -209,7 +231,12 @@ net::Task<void> FailoverController::start() {
     });
   }
   int primary = -1;
-  if (primaries.size() == 1) {
+  const int always = alwaysPrimaryNode(*t);
+  if (always >= 0) {
+    // ALWAYS_PRIMARY: regarded as the primary without asking it (pgpool-II).
+    const NodeState* a = t->find(always);
+    if (a && a->status == NodeStatus::kUp) primary = always;
+  } else if (primaries.size() == 1) {
     primary = primaries[0];
   } else if (primaries.size() > 1) {
     // Two primaries: trust the one the status file named, else the one standbys stream from.
@@ -364,6 +391,18 @@ net::Task<void> FailoverController::onProbe(int id, const ProbeResult& r) {
     if (n->status != NodeStatus::kUp || !detecting) co_return;
     const std::string why =
         fmt::format("health check failed ({}): {}", outcomeName(r.outcome), r.error);
+    if (heldByFlag(*n)) {
+      if (!rt.held_by_flag_reported) {
+        state_.events().add(
+            "node_unreachable", id,
+            fmt::format("node {} {}; not detached ({}): statements that need it fail until it "
+                        "answers again",
+                        id, why, alwaysPrimary(*n) ? "ALWAYS_PRIMARY" : "DISALLOW_TO_FAILOVER"),
+            true);
+        rt.held_by_flag_reported = true;
+      }
+      co_return;
+    }
     if (id == t->primary && !switchover_running_) {
       co_await failover(id, why, std::nullopt, false);
     } else if (id != t->primary) {
@@ -381,6 +420,10 @@ net::Task<void> FailoverController::onProbe(int id, const ProbeResult& r) {
     co_return;
   }
   rt.alive_error_reported = false;
+  if (rt.held_by_flag_reported) {
+    state_.events().add("node_back", id, fmt::format("node {} answers again", id));
+    rt.held_by_flag_reported = false;
+  }
   publish([&](Topology& x) {
     for (auto& s : x.nodes) {
       if (s.backend.id != id) continue;
@@ -404,8 +447,18 @@ net::Task<void> FailoverController::checkRole(int id, const ProbeResult& r) {
   const auto t = topo();
   const NodeState* n = t->find(id);
   if (!n) co_return;
+  const int always = alwaysPrimaryNode(*t);
+  if (n->status == NodeStatus::kUp && id == always) {
+    // Regarded as the primary whatever it answers; nothing to check (pgpool-II).
+    if (t->primary != id && !failover_running_) {
+      publish([&](Topology& x) { x.primary = id; });
+      state_.events().add("primary", id,
+                          fmt::format("primary node is node {} (ALWAYS_PRIMARY)", id));
+    }
+    co_return;
+  }
   if (n->status == NodeStatus::kUp) {
-    if (r.role == Role::kPrimary && t->primary < 0 && !failover_running_) {
+    if (r.role == Role::kPrimary && t->primary < 0 && always < 0 && !failover_running_) {
       publish([&](Topology& x) { x.primary = id; });
       last_replication_ = r.replication;
       rememberSync(r);
@@ -423,6 +476,17 @@ net::Task<void> FailoverController::checkRole(int id, const ProbeResult& r) {
       }
       if (cfg_->detach_false_primary) setStatus(id, NodeStatus::kDown, "false primary");
     } else if (r.role == Role::kStandby && id == t->primary && !switchover_running_ &&
+               !failover_running_ && !n->backend.allow_failover) {
+      if (!rt.recovery_reported) {
+        state_.events().add("primary_in_recovery", id,
+                            fmt::format("primary node {} is in recovery now; no failover "
+                                        "(DISALLOW_TO_FAILOVER): writes fail until a primary "
+                                        "answers",
+                                        id),
+                            true);
+        rt.recovery_reported = true;
+      }
+    } else if (r.role == Role::kStandby && id == t->primary && !switchover_running_ &&
                !failover_running_) {
       state_.events().add("primary_in_recovery", id,
                           fmt::format("primary node {} is in recovery now (demoted outside "
@@ -432,6 +496,7 @@ net::Task<void> FailoverController::checkRole(int id, const ProbeResult& r) {
       co_await failover(id, "the primary went into recovery", std::nullopt, false);
     } else {
       rt.false_primary_reported = false;
+      rt.recovery_reported = false;
     }
     co_return;
   }
