@@ -55,6 +55,10 @@ bool heldByFlag(const NodeState& n) {
   return !n.backend.allow_failover || alwaysPrimary(n);
 }
 
+const char* flagName(const NodeState& n) {
+  return alwaysPrimary(n) ? "ALWAYS_PRIMARY" : "DISALLOW_TO_FAILOVER";
+}
+
 // The node configured with ALWAYS_PRIMARY, or -1.
 int alwaysPrimaryNode(const Topology& t) {
   for (const auto& n : t.nodes) {
@@ -397,7 +401,7 @@ net::Task<void> FailoverController::onProbe(int id, const ProbeResult& r) {
             "node_unreachable", id,
             fmt::format("node {} {}; not detached ({}): statements that need it fail until it "
                         "answers again",
-                        id, why, alwaysPrimary(*n) ? "ALWAYS_PRIMARY" : "DISALLOW_TO_FAILOVER"),
+                        id, why, flagName(*n)),
             true);
         rt.held_by_flag_reported = true;
       }
@@ -995,6 +999,11 @@ net::Task<CommandResult> FailoverController::detach(int id) {
   const NodeState* n = node(id);
   if (n->status != NodeStatus::kUp)
     co_return CommandResult{true, fmt::format("node {} is already down", id)};
+  if (heldByFlag(*n)) {
+    co_return CommandResult{false, fmt::format("node {} has backend_flag {}: pgpilot does not "
+                                               "detach it",
+                                               id, flagName(*n))};
+  }
   if (id == topo()->primary) {
     if (failover_running_) co_return CommandResult{false, "a failover is already running"};
     co_await failover(id, "detached by an operator", std::nullopt, false);
@@ -1010,6 +1019,11 @@ net::Task<CommandResult> FailoverController::detach(int id) {
 
 net::Task<CommandResult> FailoverController::promoteCommand(int id, bool force) {
   const auto t = topo();
+  if (const int always = alwaysPrimaryNode(*t); always >= 0 && always != id) {
+    co_return CommandResult{false, fmt::format("node {} has backend_flag ALWAYS_PRIMARY: it is "
+                                               "the primary by configuration",
+                                               always)};
+  }
   if (t->primary == id)
     co_return CommandResult{true, fmt::format("node {} is already the primary", id)};
   if (t->primary >= 0) {

@@ -33,6 +33,20 @@ def api_nodes(p):
         conn.close()
 
 
+def admin(p, sql):
+    """An admin command through pgpilot: None if it succeeded, else the error's message."""
+    conn = p.connect(connect_timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        return None
+    except psycopg2.Error as e:
+        return str(e)
+    finally:
+        conn.close()
+
+
 def in_recovery(node):
     return node.psql("SELECT pg_is_in_recovery()").strip() == "t"
 
@@ -86,6 +100,10 @@ def test_disallow_to_failover_primary_is_not_failed_over():
     with Cluster(num_standbys=1) as c, \
             Pgpilot(c, extra_conf=flags_conf(backend_flag0="DISALLOW_TO_FAILOVER")) as p:
         assert primary_of(p) == 0
+        # Operators cannot detach it or switch over from it either.
+        assert "DISALLOW_TO_FAILOVER" in admin(p, "PGPILOT DETACH 0")
+        assert "DISALLOW_TO_FAILOVER" in admin(p, "PGPILOT SWITCHOVER 1")
+        assert pool_nodes(p)[0]["status"] == "up" and in_recovery(c.node(1))
         primary_down_then_back(c, p, "DISALLOW_TO_FAILOVER")
 
 
@@ -112,3 +130,8 @@ def test_always_primary_is_not_asked():
         r = write_through(p, 1)
         assert isinstance(r, psycopg2.Error) and r.pgcode == "25006", r
         assert c.primary.psql("SELECT count(*) FROM flags_t").strip() == "0"
+        # It stays the primary: no detach, no switchover, no promotion of another node.
+        assert "ALWAYS_PRIMARY" in admin(p, "PGPILOT DETACH 1")
+        assert "ALWAYS_PRIMARY" in admin(p, "PGPILOT SWITCHOVER 0")
+        assert "ALWAYS_PRIMARY" in admin(p, "PGPILOT PROMOTE 0")
+        assert primary_of(p) == 1
