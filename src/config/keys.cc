@@ -674,9 +674,9 @@ const std::array kKeys = std::to_array<KeyDef>({
 
 // ---- backend keys ----
 
-Result setBackendHostname(BackendConfig& b, std::string_view v, const SetContext& ctx) {
-  if (trim(v).empty()) return invalid(ctx.key, v, "must not be empty");
-  b.hostname = std::string(v);
+// pgpool-II: an empty backend_hostname means the Unix-domain socket in /tmp.
+Result setBackendHostname(BackendConfig& b, std::string_view v, const SetContext&) {
+  b.hostname = trim(v).empty() ? std::string("/tmp") : std::string(v);
   return {};
 }
 std::string showBackendHostname(const BackendConfig& b) {

@@ -431,6 +431,30 @@ def test_backends_over_unix_sockets(cluster, make_pgpilot):
         conn.close()
 
 
+def test_empty_backend_hostname_is_the_tmp_socket(cluster, make_pgpilot):
+    """pgpool-II: backend_hostnameN = '' means the Unix-domain socket in /tmp. The test
+    cluster's sockets live in its own directory, so /tmp gets a link to the primary's."""
+    port = cluster.primary.port
+    link = f"/tmp/.s.PGSQL.{port}"
+    assert not os.path.lexists(link), f"{link} exists: another server uses port {port}"
+    os.symlink(os.path.join(cluster.dir, f".s.PGSQL.{port}"), link)
+    try:
+        p = make_pgpilot(extra_conf={"backend_hostname0": ""})
+        conn = p.connect()
+        try:
+            conn.autocommit = True
+            cur = conn.cursor()
+            _, rows = pool_nodes(conn)
+            assert rows[0]["hostname"] == "/tmp"
+            # Over a Unix socket the server has no address: inet_server_port() is NULL.
+            cur.execute("SELECT inet_server_port() IS NULL, pg_is_in_recovery()")
+            assert cur.fetchone() == (True, False)
+        finally:
+            conn.close()
+    finally:
+        os.unlink(link)
+
+
 def test_clients_over_unix_socket(cluster, make_pgpilot, tmp_path):
     """unix_socket_directories: psql, psycopg2 and pgbench reach pgpilot over
     <dir>/.s.PGSQL.<port>; pool_hba's `local` lines apply there; the file has

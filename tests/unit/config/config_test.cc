@@ -328,11 +328,16 @@ TEST(Config, BackendErrors) {
   EXPECT_EQ(loadError("backend_weight0 = -1"),
             "test.conf:2: -1 is outside the valid range for parameter \"backend_weight0\" (0 .. "
             "100000000)");
-  EXPECT_EQ(loadError("backend_hostname0 = ''"),
-            "test.conf:2: invalid value for parameter \"backend_hostname0\": \"\" (must not be "
-            "empty)");
   EXPECT_EQ(loadError("backend_hostname = 'x'"),
             "test.conf:2: unrecognized configuration parameter \"backend_hostname\"");
+}
+
+TEST(Config, EmptyBackendHostnameIsTheTmpSocket) {
+  // pgpool-II: '' connects to the Unix-domain socket in /tmp.
+  auto c = mustLoad("backend_hostname1 = ''\nbackend_port1 = 5433\n");
+  ASSERT_EQ(c->backends.size(), 2u);
+  EXPECT_EQ(c->backends[1].hostname, "/tmp");
+  EXPECT_EQ(c->backends[1].port, 5433);
 }
 
 TEST(Config, NoBackendIsAnError) {
