@@ -43,30 +43,6 @@ bool isSyncState(const std::string& s) {
   return s == "sync" || s == "quorum";
 }
 
-bool alwaysPrimary(const NodeState& n) {
-  return n.backend.flag == config::BackendFlag::kAlwaysPrimary;
-}
-
-// pgpool's backend_flag: a DISALLOW_TO_FAILOVER node is never detached or failed over by
-// pgpilot (something else, e.g. Pacemaker, manages it); an ALWAYS_PRIMARY node is the
-// primary by definition (an address that always leads to the primary, e.g. Aurora's
-// cluster endpoint), so promoting another node would only make a second primary.
-bool heldByFlag(const NodeState& n) {
-  return !n.backend.allow_failover || alwaysPrimary(n);
-}
-
-const char* flagName(const NodeState& n) {
-  return alwaysPrimary(n) ? "ALWAYS_PRIMARY" : "DISALLOW_TO_FAILOVER";
-}
-
-// The node configured with ALWAYS_PRIMARY, or -1.
-int alwaysPrimaryNode(const Topology& t) {
-  for (const auto& n : t.nodes) {
-    if (alwaysPrimary(n)) return n.backend.id;
-  }
-  return -1;
-}
-
 }  // namespace
 
 FailoverController::FailoverController(asio::io_context& ctx, ClusterState& state,
@@ -235,7 +211,7 @@ net::Task<void> FailoverController::start() {
     });
   }
   int primary = -1;
-  const int always = alwaysPrimaryNode(*t);
+  const int always = t->alwaysPrimaryNode();
   if (always >= 0) {
     // ALWAYS_PRIMARY: regarded as the primary without asking it (pgpool-II).
     const NodeState* a = t->find(always);
@@ -395,13 +371,13 @@ net::Task<void> FailoverController::onProbe(int id, const ProbeResult& r) {
     if (n->status != NodeStatus::kUp || !detecting) co_return;
     const std::string why =
         fmt::format("health check failed ({}): {}", outcomeName(r.outcome), r.error);
-    if (heldByFlag(*n)) {
+    if (n->heldByFlag()) {
       if (!rt.held_by_flag_reported) {
         state_.events().add(
             "node_unreachable", id,
             fmt::format("node {} {}; not detached ({}): statements that need it fail until it "
                         "answers again",
-                        id, why, flagName(*n)),
+                        id, why, n->flagName()),
             true);
         rt.held_by_flag_reported = true;
       }
@@ -451,7 +427,7 @@ net::Task<void> FailoverController::checkRole(int id, const ProbeResult& r) {
   const auto t = topo();
   const NodeState* n = t->find(id);
   if (!n) co_return;
-  const int always = alwaysPrimaryNode(*t);
+  const int always = t->alwaysPrimaryNode();
   if (n->status == NodeStatus::kUp && id == always) {
     // Regarded as the primary whatever it answers; nothing to check (pgpool-II).
     if (t->primary != id && !failover_running_) {
@@ -999,10 +975,10 @@ net::Task<CommandResult> FailoverController::detach(int id) {
   const NodeState* n = node(id);
   if (n->status != NodeStatus::kUp)
     co_return CommandResult{true, fmt::format("node {} is already down", id)};
-  if (heldByFlag(*n)) {
+  if (n->heldByFlag()) {
     co_return CommandResult{false, fmt::format("node {} has backend_flag {}: pgpilot does not "
                                                "detach it",
-                                               id, flagName(*n))};
+                                               id, n->flagName())};
   }
   if (id == topo()->primary) {
     if (failover_running_) co_return CommandResult{false, "a failover is already running"};
@@ -1019,7 +995,7 @@ net::Task<CommandResult> FailoverController::detach(int id) {
 
 net::Task<CommandResult> FailoverController::promoteCommand(int id, bool force) {
   const auto t = topo();
-  if (const int always = alwaysPrimaryNode(*t); always >= 0 && always != id) {
+  if (const int always = t->alwaysPrimaryNode(); always >= 0 && always != id) {
     co_return CommandResult{false, fmt::format("node {} has backend_flag ALWAYS_PRIMARY: it is "
                                                "the primary by configuration",
                                                always)};

@@ -58,16 +58,14 @@ net::Task<CommandResult> FailoverController::switchover(int id) {
                             fmt::format("node {} has backend_flag DISALLOW_TO_FAILOVER", id)};
   }
   // The primary's own flags: something else manages it, or it is the primary by definition.
-  for (const auto& x : t->nodes) {
-    if (x.backend.flag == config::BackendFlag::kAlwaysPrimary) {
-      co_return CommandResult{false, fmt::format("node {} has backend_flag ALWAYS_PRIMARY: it is "
-                                                 "the primary by configuration",
-                                                 x.backend.id)};
-    }
-    if (x.backend.id == old && !x.backend.allow_failover) {
-      co_return CommandResult{
-          false, fmt::format("primary node {} has backend_flag DISALLOW_TO_FAILOVER", old)};
-    }
+  if (const int always = t->alwaysPrimaryNode(); always >= 0) {
+    co_return CommandResult{false, fmt::format("node {} has backend_flag ALWAYS_PRIMARY: it is "
+                                               "the primary by configuration",
+                                               always)};
+  }
+  if (const NodeState* p = t->find(old); p && p->heldByFlag()) {
+    co_return CommandResult{false,
+                            fmt::format("primary node {} has backend_flag {}", old, p->flagName())};
   }
   const ProbeResult& last = lastProbe(id);
   if (last.outcome != Outcome::kOk || last.role != Role::kStandby) {

@@ -63,6 +63,13 @@ std::string_view skipBlanks(std::string_view s) {
 
 }  // namespace
 
+int Topology::alwaysPrimaryNode() const {
+  for (const auto& n : nodes) {
+    if (n.alwaysPrimary()) return n.backend.id;
+  }
+  return -1;
+}
+
 StatementClass firstKeywordClass(std::string_view sql) {
   sql = skipBlanks(sql);
   while (sql.starts_with("(")) sql = skipBlanks(sql.substr(1));  // (SELECT ...) UNION ...

@@ -44,6 +44,17 @@ struct NodeState {
   std::string replication_state;
   std::string replication_sync_state;
   std::chrono::system_clock::time_point last_status_change = std::chrono::system_clock::now();
+
+  // pgpool's backend_flag. ALWAYS_PRIMARY: an address that always leads to the primary
+  // (e.g. Aurora's cluster endpoint), the primary by definition. heldByFlag(): pgpilot
+  // never detaches or fails this node over (DISALLOW_TO_FAILOVER: something else, e.g.
+  // Pacemaker, manages it; ALWAYS_PRIMARY: promoting another node would make a second
+  // primary). flagName(): the flag that holds it, for messages.
+  bool alwaysPrimary() const { return backend.flag == config::BackendFlag::kAlwaysPrimary; }
+  bool heldByFlag() const { return !backend.allow_failover || alwaysPrimary(); }
+  const char* flagName() const {
+    return alwaysPrimary() ? "ALWAYS_PRIMARY" : "DISALLOW_TO_FAILOVER";
+  }
 };
 
 struct Topology {
@@ -53,6 +64,8 @@ struct Topology {
 
   const NodeState* find(int id) const;
   const NodeState* primaryNode() const { return primary < 0 ? nullptr : find(primary); }
+  // The node configured with ALWAYS_PRIMARY, or -1.
+  int alwaysPrimaryNode() const;
 };
 
 inline constexpr int kMaxNodes = 128;
