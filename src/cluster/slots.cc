@@ -150,16 +150,16 @@ void SlotManager::reconcile(int primary, std::shared_ptr<const Topology> t,
     }
   }
   if (!cfg_->drop_slots_of_detached_nodes) to_drop_.clear();
-  if (running_ || (to_create_.empty() && to_drop_.empty())) return;
-  running_ = true;
+  if (*running_ || (to_create_.empty() && to_drop_.empty())) return;
+  *running_ = true;
   asio::co_spawn(ex_, reconcileNow(primary, std::move(t), timeout), asio::detached);
 }
 
 net::Task<void> SlotManager::reconcileNow(int primary, std::shared_ptr<const Topology> t,
                                           std::chrono::milliseconds timeout) {
   struct Done {
-    bool& flag;
-    ~Done() { flag = false; }
+    std::shared_ptr<bool> flag;
+    ~Done() { *flag = false; }
   } done{running_};
   const NodeState* p = t->find(primary);
   if (!p) co_return;

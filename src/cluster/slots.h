@@ -90,9 +90,11 @@ class SlotManager {
   std::set<int> to_create_;   // attached standbys whose slot (and primary_slot_name) to check
   std::set<int> to_drop_;     // detached standbys whose slot to drop
   std::set<int> drop_active_reported_;
-  bool running_ = false;  // a reconcile is in progress
-  int ready_on_ = -1;     // the node createFor made slots on ...
-  std::set<int> ready_;   // ... for these standbys
+  // A reconcile is in progress. Shared with the reconcile coroutine: at shutdown its frame
+  // can be destroyed (with the io_context) after this SlotManager is gone.
+  std::shared_ptr<bool> running_ = std::make_shared<bool>(false);
+  int ready_on_ = -1;    // the node createFor made slots on ...
+  std::set<int> ready_;  // ... for these standbys
 };
 
 }  // namespace pgpilot::cluster
