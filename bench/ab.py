@@ -15,7 +15,9 @@ pgbench -s 10) serves every target; each round runs `pgbench -S -M simple -c 32 
 proxy CPU seconds per 100k transactions are printed at the end, and for every target
 after the first the median of its per-round ratios to the first. On a machine whose speed
 drifts between runs (docs/benchmarks.md), round-robin medians compare builds and settings
-far better than one run each. Not part of CI; needs what bench/run_bench.sh needs.
+far better than one run each. Each line also splits the proxy's CPU into user and system time, gives
+its context switches per transaction (voluntary: it waited for events; involuntary: it was
+preempted) and how busy the whole machine was (all CPUs, not idle, /proc/stat). Not part of CI; needs what bench/run_bench.sh needs.
 """
 
 import argparse
@@ -72,7 +74,34 @@ def start(cluster, spec, unix):
 
 
 def cpu_seconds(d):
-    return bench.tree_cpu_seconds(d.pid) if d.pid else 0.0
+    """(user, system) CPU seconds of the proxy."""
+    return bench.tree_cpu_seconds(d.pid, split=True) if d.pid else (0.0, 0.0)
+
+
+def machine_idle():
+    """(idle + iowait, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return v[3] + v[4], sum(v)
+
+
+def switches(d):
+    """(voluntary, involuntary) context switches of the proxy's threads so far."""
+    vol = invol = 0
+    if not d.pid:
+        return vol, invol
+    task_dir = f"/proc/{d.pid}/task"
+    for tid in os.listdir(task_dir):
+        try:
+            with open(f"{task_dir}/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        invol += int(line.split()[1])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return vol, invol
 
 
 def main():
@@ -103,25 +132,31 @@ def main():
         for r in range(args.rounds):
             for name, _ in targets:
                 d = daemons[name]
-                cpu0 = cpu_seconds(d)
+                cpu0, sw0, busy0 = cpu_seconds(d), switches(d), machine_idle()
                 load = ["-S", "-c", "32"] if args.mode == "select" else ["-c", "16"]
                 rc, out, _ = bench.pgbench(d.port, [*load, "-M", "simple", "-j", "2",
                                                     "-T", str(args.duration)],
                                            timeout=args.duration + 60,
                                            host=d.socket_dir or "127.0.0.1")
-                cpu = cpu_seconds(d) - cpu0
+                cpu1, sw1, busy1 = cpu_seconds(d), switches(d), machine_idle()
+                user, cpu = cpu1[0] - cpu0[0], sum(cpu1) - sum(cpu0)
+                busy = 100 - 100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
                 p = bench.parse_pgbench(out)
                 if rc != 0 or not p.get("transactions"):
                     raise SystemExit(f"{name}: pgbench failed:\n{out[-2000:]}")
                 per100k = 1e5 * cpu / p["transactions"]
-                results[name].append((p["tps"], per100k))
-                print(f"round {r} {name:<12} tps {p['tps']:8.0f}  CPU s/100k tx {per100k:5.2f}",
-                      flush=True)
+                user100k = 1e5 * user / p["transactions"]
+                vol, invol = ((b - a) / p["transactions"] for a, b in zip(sw0, sw1))
+                results[name].append((p["tps"], per100k, vol, invol, user100k, busy))
+                print(f"round {r} {name:<12} tps {p['tps']:8.0f}  CPU s/100k tx {per100k:5.2f}"
+                      f" (user {user100k:4.2f})  switches/tx {vol:.3f} vol {invol:.3f} invol"
+                      f"  machine busy {busy:3.0f}%", flush=True)
         print("---- medians")
         base = targets[0][0]
         for name, v in results.items():
-            line = (f"{name:<12} tps {statistics.median(x[0] for x in v):8.0f}  "
-                    f"CPU s/100k tx {statistics.median(x[1] for x in v):5.2f}")
+            med = [statistics.median(x[i] for x in v) for i in range(6)]
+            line = (f"{name:<12} tps {med[0]:8.0f}  CPU s/100k tx {med[1]:5.2f} (user {med[4]:4.2f})"
+                    f"  switches/tx {med[2]:.3f} vol {med[3]:.3f} invol  machine busy {med[5]:3.0f}%")
             if name != base:
                 # Paired by round: the drift of the machine hits both runs of a round alike.
                 b = results[base]

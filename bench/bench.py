@@ -115,14 +115,15 @@ def _children_map():
     return kids
 
 
-def tree_cpu_seconds(root_pid):
-    """utime+stime+cutime+cstime summed over root_pid and all its live descendants.
+def tree_cpu_seconds(root_pid, split=False):
+    """utime+stime+cutime+cstime summed over root_pid and all its live descendants
+    (split: the pair (user, system) instead of their sum).
 
     A live process's time is in its own utime/stime; an exited-and-reaped child's time
     moved into its parent's cutime/cstime; so the sum counts every process exactly once
     and does not drop when a pgpool child exits between two samples."""
     kids = _children_map()
-    total = 0
+    user = system = 0
     stack = [root_pid]
     seen = set()
     while stack:
@@ -133,11 +134,15 @@ def tree_cpu_seconds(root_pid):
         try:
             f = _stat_fields(pid)
             # fields[0] is stat field 3; utime=14, stime=15, cutime=16, cstime=17
-            total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+            u, s, cu, cs = (int(x) for x in f[11:15])
         except (OSError, IndexError, ValueError):
             continue
+        user += u + cu
+        system += s + cs
         stack.extend(kids.get(pid, []))
-    return total / CLK_TCK
+    if split:
+        return user / CLK_TCK, system / CLK_TCK
+    return (user + system) / CLK_TCK
 
 
 def machine_busy():
