@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/ascii.h"
 #include "protocol/messages.h"
 
 namespace pgpilot::admin {
@@ -13,8 +14,8 @@ namespace pgpilot::admin {
 namespace {
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && (std::isspace(static_cast<unsigned char>(s.back())) || s.back() == ';')) {
+  while (!s.empty() && ascii::isBlank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && (ascii::isBlank(s.back()) || s.back() == ';')) {
     s.remove_suffix(1);
   }
   return s;
@@ -284,17 +285,15 @@ void showPoolState(const AdminContext& ctx, std::string& out) {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = ascii::toLower(c);
   return out;
 }
 
 // `t` starts with the keyword `w` (lower case) followed by a blank.
 bool startsWithWord(std::string_view t, std::string_view w) {
-  if (t.size() <= w.size() || !std::isspace(static_cast<unsigned char>(t[w.size()]))) {
-    return false;
-  }
+  if (t.size() <= w.size() || !ascii::isBlank(t[w.size()])) return false;
   for (size_t i = 0; i < w.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(t[i])) != w[i]) return false;
+    if (ascii::toLower(t[i]) != w[i]) return false;
   }
   return true;
 }
@@ -303,9 +302,9 @@ std::vector<std::string> words(std::string_view s) {
   std::vector<std::string> out;
   size_t i = 0;
   while (i < s.size()) {
-    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    while (i < s.size() && ascii::isBlank(s[i])) ++i;
     size_t j = i;
-    while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j]))) ++j;
+    while (j < s.size() && !ascii::isBlank(s[j])) ++j;
     if (j > i) out.push_back(lower(s.substr(i, j - i)));
     i = j;
   }
@@ -410,7 +409,7 @@ Statement parse(std::string_view sql, bool admin_port) {
   std::string_view t = trim(sql);
   if (!admin_port) {
     if (t.size() < 8 || t.size() > 200) return {};
-    const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(t[0])));
+    const char c = ascii::toLower(t[0]);
     if (c != 's' && c != 'p') return {};
     if (!startsWithWord(t, "show") && !startsWithWord(t, "pgpilot")) return {};
   }

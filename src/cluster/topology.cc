@@ -1,6 +1,6 @@
 #include "cluster/topology.h"
 
-#include <cctype>
+#include "common/ascii.h"
 
 namespace pgpilot::cluster {
 
@@ -40,7 +40,7 @@ namespace {
 bool ieq(std::string_view word, std::string_view lower) {
   if (word.size() != lower.size()) return false;
   for (size_t i = 0; i < word.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(word[i])) != lower[i]) return false;
+    if (ascii::toLower(word[i]) != lower[i]) return false;
   }
   return true;
 }
@@ -48,7 +48,7 @@ bool ieq(std::string_view word, std::string_view lower) {
 // Skips blanks, -- comments and /* */ comments (not nested; good enough for counting).
 std::string_view skipBlanks(std::string_view s) {
   for (;;) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && ascii::isBlank(s.front())) s.remove_prefix(1);
     if (s.starts_with("--")) {
       const size_t nl = s.find('\n');
       s.remove_prefix(nl == std::string_view::npos ? s.size() : nl + 1);
@@ -74,7 +74,7 @@ StatementClass firstKeywordClass(std::string_view sql) {
   sql = skipBlanks(sql);
   while (sql.starts_with("(")) sql = skipBlanks(sql.substr(1));  // (SELECT ...) UNION ...
   size_t n = 0;
-  while (n < sql.size() && std::isalpha(static_cast<unsigned char>(sql[n]))) ++n;
+  while (n < sql.size() && ascii::isLetter(sql[n])) ++n;
   const std::string_view w = sql.substr(0, n);
   if (ieq(w, "select") || ieq(w, "values") || ieq(w, "table")) return StatementClass::kSelect;
   if (ieq(w, "insert")) return StatementClass::kInsert;

@@ -80,6 +80,9 @@ TEST(AdminParse, ViewsOnBothPorts) {
   EXPECT_EQ(recognize("SHOW pool_backend_stats"), AdminCommand::kShowPoolBackendStats);
   EXPECT_EQ(recognize("SHOW pool_health_check_stats"), AdminCommand::kShowPoolHealthCheckStats);
   EXPECT_EQ(recognize("SHOW pool_events"), AdminCommand::kShowPoolEvents);
+  // Any blank PostgreSQL accepts, around and between the words.
+  EXPECT_EQ(recognize("\t\r\nShOw\vpool_nodes\f ;"), AdminCommand::kShowPoolNodes);
+  EXPECT_EQ(recognize("showpool_nodes"), AdminCommand::kNone);
   // Unknown SHOW: the server's on the normal port, an error on the admin port.
   EXPECT_EQ(recognize("SHOW pool_nope"), AdminCommand::kNone);
   EXPECT_EQ(parse("SHOW pool_nope", true).command, AdminCommand::kInvalid);
@@ -163,6 +166,13 @@ TEST(StatementClass, FirstKeyword) {
   EXPECT_EQ(cluster::firstKeywordClass("create table t()"), StatementClass::kDdl);
   EXPECT_EQ(cluster::firstKeywordClass("BEGIN"), StatementClass::kOther);
   EXPECT_EQ(cluster::firstKeywordClass(""), StatementClass::kOther);
+  // Every blank PostgreSQL accepts, any letter case; a keyword only as a whole word.
+  EXPECT_EQ(cluster::firstKeywordClass("\t\n\v\f\r VaLuEs (1)"), StatementClass::kSelect);
+  EXPECT_EQ(cluster::firstKeywordClass("TRUNCATE t"), StatementClass::kDdl);
+  EXPECT_EQ(cluster::firstKeywordClass("selected"), StatementClass::kOther);
+  EXPECT_EQ(cluster::firstKeywordClass("insert@"), StatementClass::kInsert);
+  EXPECT_EQ(cluster::firstKeywordClass("[select"), StatementClass::kOther);
+  EXPECT_EQ(cluster::firstKeywordClass("\xc3\xa9select"), StatementClass::kOther);
   cluster::NodeCounters c;
   c.countStatement("select 1");
   c.countError("ERROR");
