@@ -347,10 +347,13 @@ int run(const Options& opts) {
     }
     rt.unix_listeners.push_back(std::move(*l));
   }
+  std::vector<session::Worker*> all_workers;
+  for (auto& w : rt.workers) all_workers.push_back(w.get());
   for (auto& w : rt.workers) {
     auto r = w->listen();
+    // The first worker accepts on the Unix sockets and deals the connections out.
     for (const net::UnixListener& l : rt.unix_listeners) {
-      if (r) r = w->listenUnix(l);
+      if (r && w == rt.workers.front()) r = w->listenUnix(l, all_workers);
     }
     if (!r) {
       fatal(r.error());

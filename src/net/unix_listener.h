@@ -4,8 +4,8 @@
 // open() refuses a socket file that another process still accepts on, and replaces one
 // left behind by a process that died (nothing accepts on it). The file gets the given
 // permissions and, if named, group. The listener owns the socket and removes the file
-// when destroyed. Each worker accepts on its own dup() of the socket (adopt()), so the
-// kernel hands every connection to one of the workers waiting on it.
+// when destroyed. One worker accepts on a dup() of the socket (adopt()) and deals the
+// connections out to every worker (Worker::listenUnix).
 //
 //   auto l = UnixListener::open("/var/run/pgpilot", 9999, 0777, "", 1024);
 //   if (!l) fatal(l.error());

@@ -1,6 +1,9 @@
 #include "session/worker.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <utility>
 
 #include "common/log.h"
 #include "session/client_session.h"
@@ -113,12 +116,56 @@ std::expected<void, std::string> Worker::listenOn(const std::vector<std::string>
   return {};
 }
 
-std::expected<void, std::string> Worker::listenUnix(const net::UnixListener& listener) {
+std::expected<void, std::string> Worker::listenUnix(const net::UnixListener& listener,
+                                                    std::vector<Worker*> workers) {
   auto acc = listener.adopt(ctx_);
   if (!acc) return std::unexpected(acc.error());
   unix_acceptors_.push_back(
       std::make_unique<asio::local::stream_protocol::acceptor>(std::move(*acc)));
+  unix_workers_ = std::move(workers);
   return {};
+}
+
+namespace {
+
+// A socket on its way to another worker: closed if the post is dropped (that worker's
+// io_context destroyed before running it, at shutdown).
+struct HandedFd {
+  explicit HandedFd(int f) : fd(f) {}
+  HandedFd(HandedFd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  HandedFd(const HandedFd&) = delete;
+  HandedFd& operator=(const HandedFd&) = delete;
+  HandedFd& operator=(HandedFd&&) = delete;
+  ~HandedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+  int fd;
+};
+
+}  // namespace
+
+void Worker::handOffLocal(asio::local::stream_protocol::socket sock) {
+  Worker* to =
+      unix_workers_.empty() ? this : unix_workers_[next_unix_worker_++ % unix_workers_.size()];
+  if (to == this) return startLocalSession(std::move(sock));
+  std::error_code ec;
+  HandedFd fd(sock.release(ec));
+  if (ec) return;
+  asio::post(to->ctx_, [to, fd = std::move(fd)]() mutable {
+    asio::local::stream_protocol::socket s(to->ctx_);
+    std::error_code aec;
+    s.assign(asio::local::stream_protocol(), fd.fd, aec);
+    if (aec) return;  // ~HandedFd closes it
+    fd.fd = -1;       // owned by `s` now
+    to->startLocalSession(std::move(s));
+  });
+}
+
+void Worker::startLocalSession(asio::local::stream_protocol::socket sock) {
+  std::error_code ec;
+  net::tcp::socket adopted = net::adoptUnixSocket(sock, ec);
+  if (ec) return;  // the socket is closed already
+  startSession(net::Stream(std::move(adopted), /*local=*/true), false);
 }
 
 void Worker::start() {
@@ -151,9 +198,6 @@ net::Task<void> Worker::acceptLoop(Acceptor& acceptor, bool admin) {
   for (;;) {
     auto [ec, sock] = co_await acceptor.async_accept(net::kUseAwaitable);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      continue;  // a Unix socket wakes every worker; another one took the connection
-    }
     if (ec) {
       // EMFILE and friends: back off briefly instead of spinning.
       log::logf(Level::kWarning, "accept failed: {}", ec.message());
@@ -163,10 +207,7 @@ net::Task<void> Worker::acceptLoop(Acceptor& acceptor, bool admin) {
       continue;
     }
     if constexpr (kLocal) {
-      std::error_code aec;
-      net::tcp::socket adopted = net::adoptUnixSocket(sock, aec);
-      if (aec) continue;  // the socket is closed already
-      startSession(net::Stream(std::move(adopted), /*local=*/true), admin);
+      handOffLocal(std::move(sock));
     } else {
       std::error_code ignored;
       sock.set_option(net::tcp::no_delay(true), ignored);

@@ -37,7 +37,11 @@ class Worker {
   std::expected<void, std::string> listen();
   // Accepts client connections on `listener` too (unix_socket_directories; opened once
   // by the app, shared by every worker).
-  std::expected<void, std::string> listenUnix(const net::UnixListener& listener);
+  // Unix-domain sockets have no SO_REUSEPORT, and a listening socket shared by every
+  // worker's epoll wakes all of them for each connection. So one worker accepts on it and
+  // deals the connections round-robin to `workers` (every worker, itself included).
+  std::expected<void, std::string> listenUnix(const net::UnixListener& listener,
+                                              std::vector<Worker*> workers);
   void start();
   // Stops accepting new clients (smart shutdown).
   void stopAccepting();
@@ -100,6 +104,10 @@ class Worker {
   template <typename Acceptor>
   net::Task<void> acceptLoop(Acceptor& acceptor, bool admin);
   void startSession(net::Stream client, bool admin);
+  // Starts a client session on a connected Unix-domain socket (this worker's thread).
+  void startLocalSession(asio::local::stream_protocol::socket sock);
+  // Where the next Unix-socket connection goes (this worker or another one's thread).
+  void handOffLocal(asio::local::stream_protocol::socket sock);
   std::expected<void, std::string> listenOn(const std::vector<std::string>& addresses, int port,
                                             bool admin);
   net::Task<void> reapLoop();
@@ -111,6 +119,8 @@ class Worker {
   std::vector<std::unique_ptr<net::tcp::acceptor>> acceptors_;
   std::vector<std::unique_ptr<net::tcp::acceptor>> admin_acceptors_;
   std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors_;
+  std::vector<Worker*> unix_workers_;  // who gets this worker's Unix-socket connections
+  size_t next_unix_worker_ = 0;
   std::unique_ptr<pool::Pool> pool_;
   std::unordered_map<int32_t, ClientSession*> sessions_;
   std::atomic<size_t> session_count_{0};

@@ -509,3 +509,34 @@ def test_clients_over_unix_socket(cluster, make_pgpilot, tmp_path):
     assert run_psql("SELECT 3", sock_dir, p.port) == "3"
     p.stop()
     assert not os.path.exists(path)
+
+
+def test_unix_socket_connections_are_dealt_to_every_worker(cluster, make_pgpilot, tmp_path):
+    """Unix sockets have no SO_REUSEPORT: one worker accepts and hands the connections out
+    round-robin, so with 3 workers, 6 clients in a row get 2 sessions on each worker, and
+    every one of them works."""
+    sock_dir = str(tmp_path)
+    p = make_pgpilot(extra_conf={"unix_socket_directories": sock_dir, "worker_threads": 3,
+                                 "http_port": FREE_PORT})
+    conns = []
+    try:
+        for i in range(6):
+            conns.append(psycopg2.connect(host=sock_dir, port=p.port, user="postgres",
+                                          dbname="postgres", application_name=f"dealt{i}"))
+        for i, c in enumerate(conns):
+            with c.cursor() as cur:
+                cur.execute("SELECT current_setting('application_name')")
+                assert cur.fetchone() == (f"dealt{i}",)
+        url = f"http://127.0.0.1:{p.ports['http_port']}/api/sessions"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            sessions = json.load(resp)["sessions"]
+        mine = [x for x in sessions if x["application_name"].startswith("dealt")]
+        assert len(mine) == 6, sessions
+        assert all(x["client_address"] == "[local]" for x in mine), mine
+        per_worker = {}
+        for x in mine:
+            per_worker[x["worker"]] = per_worker.get(x["worker"], 0) + 1
+        assert sorted(per_worker.values()) == [2, 2, 2], per_worker
+    finally:
+        for c in conns:
+            c.close()
