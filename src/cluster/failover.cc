@@ -456,18 +456,18 @@ net::Task<void> FailoverController::checkRole(int id, const ProbeResult& r) {
       }
       if (cfg_->detach_false_primary) setStatus(id, NodeStatus::kDown, "false primary");
     } else if (r.role == Role::kStandby && id == t->primary && !switchover_running_ &&
-               !failover_running_ && !n->backend.allow_failover) {
-      if (!rt.recovery_reported) {
-        state_.events().add("primary_in_recovery", id,
-                            fmt::format("primary node {} is in recovery now; no failover "
-                                        "(DISALLOW_TO_FAILOVER): writes fail until a primary "
-                                        "answers",
-                                        id),
-                            true);
-        rt.recovery_reported = true;
-      }
-    } else if (r.role == Role::kStandby && id == t->primary && !switchover_running_ &&
                !failover_running_) {
+      if (n->heldByFlag()) {  // DISALLOW_TO_FAILOVER (ALWAYS_PRIMARY returned above)
+        if (!rt.recovery_reported) {
+          state_.events().add("primary_in_recovery", id,
+                              fmt::format("primary node {} is in recovery now; no failover "
+                                          "({}): writes fail until a primary answers",
+                                          id, n->flagName()),
+                              true);
+          rt.recovery_reported = true;
+        }
+        co_return;
+      }
       state_.events().add("primary_in_recovery", id,
                           fmt::format("primary node {} is in recovery now (demoted outside "
                                       "pgpilot?)",
