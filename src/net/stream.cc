@@ -34,9 +34,12 @@ Task<std::error_code> Stream::writeAll(asio::const_buffer buf) {
     auto [ec, n] = co_await asio::async_write(*tls_, buf, kUseAwaitable);
     co_return ec;
   }
+  // After a trySend that found the send buffer full (a fast path's, just before this
+  // call), another send() now would only fail again: go straight to waiting for room.
   std::error_code now_ec;
-  if (trySend(buf, now_ec)) co_return now_ec;
+  if (!send_buffer_full_ && trySend(buf, now_ec)) co_return now_ec;
   auto [ec, n] = co_await asio::async_write(*socket_, buf, kUseAwaitable);
+  send_buffer_full_ = false;
   co_return ec;
 }
 
@@ -57,9 +60,11 @@ bool Stream::trySend(asio::const_buffer& buf, std::error_code& ec) {
       ec = std::error_code(errno, asio::error::get_system_category());
       return true;
     } else {
+      send_buffer_full_ = true;
       return false;  // the send buffer is full: the rest waits for room
     }
   }
+  send_buffer_full_ = false;
   return true;
 }
 

@@ -75,6 +75,7 @@ class Stream {
   std::optional<tcp::socket> socket_;
   std::unique_ptr<TlsStream> tls_;
   bool local_ = false;
+  bool send_buffer_full_ = false;  // the last trySend stopped on EAGAIN (see writeAll)
 };
 
 // Hands a connected Unix-domain socket to a tcp::socket on the same executor: reads,
