@@ -360,9 +360,10 @@ class PgWire:
                                 raise ProtocolError("bytes after ReadyForQuery")
                             return rows, row_bytes, total
                     continue
-                need = 5 - len(header)
-                header += bytes(view[pos:pos + need])
-                pos += min(need, n - pos)
+                # Only the bytes of this read: past `n` the buffer holds an older read.
+                take = min(5 - len(header), n - pos)
+                header += bytes(view[pos:pos + take])
+                pos += take
                 if len(header) < 5:
                     continue
                 t = chr(header[0])

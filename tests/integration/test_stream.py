@@ -4,6 +4,7 @@ server back (backpressure: the backend waits in ClientWrite) instead of making p
 buffer the difference."""
 
 import socket
+import struct
 import time
 
 import pytest
@@ -109,3 +110,39 @@ def test_slow_reader_backpressure(env):
         f"AND application_name = '{app}'") == "0", 30,
         "the abandoned query to stop on the server")
     assert pgpilot.psql("SELECT 'still serving'") == "still serving"
+
+
+def test_stream_query_frames_headers_split_across_short_reads():
+    """The test client itself (no server): a message header split across two reads that
+    are shorter than its buffer is framed from this read's bytes only. Before the fix it
+    took the missing header bytes from an older read left in the buffer, lost the framing
+    and waited for a ReadyForQuery it had already passed (a CI hang of the 1 GB test)."""
+    rows = [pgwire.msg("D", struct.pack("!hI", 1, 100) + bytes([65 + i % 26]) * 100)
+            for i in range(30)]
+    head = pgwire.msg("T", b"\x00\x01" + b"c\x00" + b"\x00" * 18)
+    reply = head + b"".join(rows) + pgwire.msg("C", b"SELECT 30\x00") + pgwire.msg("Z", b"I")
+    # Each read ends inside a DataRow header; every read is shorter than the last, so
+    # what lies past its end in the buffer is the previous read's data.
+    row_at = [len(head) + sum(len(r) for r in rows[:i]) for i in range(len(rows))]
+    cuts = [row_at[20] + 3, row_at[25] + 3, row_at[27] + 2]
+    assert cuts[0] > cuts[1] - cuts[0] > cuts[2] - cuts[1] > 0
+    chunks = [reply[a:b] for a, b in zip([0] + cuts, cuts + [len(reply)])]
+    ours, theirs = socket.socketpair()
+    try:
+        c = pgwire.PgWire("unused", 0, timeout=5)
+        c.sock = ours
+        ours.settimeout(5)
+        theirs.sendall(chunks[0])
+        sent = [1]
+
+        def next_chunk(total):  # one chunk per read: the next goes out after this one is read
+            if sent[0] < len(chunks):
+                theirs.sendall(chunks[sent[0]])
+                sent[0] += 1
+
+        got_rows, row_bytes, total = c.stream_query("SELECT", chunk=4096, on_chunk=next_chunk)
+        assert (got_rows, row_bytes, total) == (30, sum(len(r) for r in rows), len(reply))
+        assert c.tx_status == "I"
+    finally:
+        ours.close()
+        theirs.close()
