@@ -21,6 +21,10 @@ import time
 PROTOCOL_V3 = 196608
 CANCEL_CODE = 80877102
 SSL_CODE = 80877103
+# What a simple Query can get back (stream_query): RowDescription, DataRow, CommandComplete,
+# ReadyForQuery, ErrorResponse, NoticeResponse, ParameterStatus, NotificationResponse,
+# EmptyQueryResponse.
+STREAM_REPLY_TYPES = frozenset("TDCZENSAI")
 
 
 class ProtocolError(Exception):
@@ -368,6 +372,9 @@ class PgWire:
                     continue
                 t = chr(header[0])
                 (length,) = struct.unpack_from("!I", header, 1)
+                if t not in STREAM_REPLY_TYPES or length < 4 or length > 1 << 30:
+                    # Framing lost: fail here, not in a read that waits for a lost end.
+                    raise ProtocolError(f"message {header!r} at byte {total - n + pos - 5}")
                 header = b""
                 skip = length - 4
                 if t == "D":
