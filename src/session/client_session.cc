@@ -564,18 +564,23 @@ net::Task<void> ClientSession::clientPump() {
       }
       if (step.kind == protocol::ScanKind::kMessage) {  // a Query
         auto sql = protocol::parseQuery(step.body).value_or(std::string_view{});
-        if (admin::recognize(sql) != admin::AdminCommand::kNone) {
+        if (!copy_in_ && admin::recognize(sql) != admin::AdminCommand::kNone) {
           // Forward what came before, then answer in order once the server is idle.
           if (!co_await flush()) co_return;
           if (!co_await waitIdle()) co_return;
-          co_await answerAdmin(sql);
-          pos += step.size;
-          fwd_start = pos;
-          continue;
+          if (!copy_in_) {
+            co_await answerAdmin(sql);
+            pos += step.size;
+            fwd_start = pos;
+            continue;
+          }
+          // The server went into copy-in meanwhile: it takes this Query as the error that
+          // ends the copy (PostgreSQL's own answer), so it goes there like any message.
         }
         const bool check_due = active_lost_ || !server_ || routingCheckDue();
-        const Fast fast =
-            lb_ && !check_due && pending_ == 0 && !unsynced_ ? routeFast(sql) : Fast::kNotDecided;
+        const Fast fast = lb_ && !check_due && pending_ == 0 && !unsynced_ && !copy_in_
+                              ? routeFast(sql)
+                              : Fast::kNotDecided;
         if (fast == Fast::kAnswerBegin) {
           // Nothing is in flight (pending_ 0): the answer comes in order.
           if (!co_await answerLocally("BEGIN", 'T')) co_return;
@@ -585,10 +590,15 @@ net::Task<void> ClientSession::clientPump() {
         }
         if (fast == Fast::kForward) {
           // Routed without suspending: same node, nothing to flush first.
-        } else if (lb_ || check_due) {
+        } else if ((lb_ || check_due) && !copy_in_ && !unsynced_) {
+          // (Inside an extended batch not yet synced, or a copy, the Query goes where the
+          // batch or copy is: routing would put its own work in the middle of it.)
           if (!co_await flush() || !co_await waitIdle()) co_return;
-          Routed r = co_await beforeStatement();
-          if (r == Routed::kForward && lb_ && !unsynced_) r = co_await routeQuery(sql);
+          // In copy-in (entered while we waited) the server ends the copy with this Query:
+          // no routing, it goes to the server that is waiting for copy data.
+          Routed r = Routed::kForward;
+          if (!copy_in_) r = co_await beforeStatement();
+          if (r == Routed::kForward && lb_ && !copy_in_) r = co_await routeQuery(sql);
           if (r == Routed::kFailed || server_finished_ || (r == Routed::kForward && !server_)) {
             co_return;
           }
@@ -603,7 +613,10 @@ net::Task<void> ClientSession::clientPump() {
         counters.statements.fetch_add(1, std::memory_order_relaxed);
         counters.countStatement(sql);
         if (cfg_->log_statement) log::logf(Level::kLog, logContext(), "statement: {}", sql);
-        ++pending_;
+        if (begin_pipelined_) replies_.sent(fe::kQuery);  // the BEGIN that goes ahead of it
+        // Not counted when the server will discard it (after a failed extended message, or
+        // as the message that ends a copy-in with an error).
+        if (replies_.sent(fe::kQuery)) ++pending_;
         stmt_error_ = false;
         copy_in_ = false;
         if (begin_pipelined_) {
@@ -627,11 +640,13 @@ net::Task<void> ClientSession::clientPump() {
             !unsynced_ &&
             (step.type == fe::kParse || step.type == fe::kBind || step.type == fe::kDescribe ||
              step.type == fe::kExecute || step.type == fe::kClose || step.type == fe::kFlush);
-        if ((batch_start || step.type == fe::kFunctionCall) &&
+        if ((batch_start || (step.type == fe::kFunctionCall && !unsynced_)) && !copy_in_ &&
             (lb_ || active_lost_ || !server_ || routingCheckDue())) {
           if (!co_await flush() || !co_await waitIdle()) co_return;
-          Routed r = co_await beforeStatement();
-          if (r == Routed::kForward && lb_) {
+          // In copy-in (entered while we waited): this message ends the copy, at its server.
+          Routed r = Routed::kForward;
+          if (!copy_in_) r = co_await beforeStatement();
+          if (r == Routed::kForward && lb_ && !copy_in_) {
             if (step.type == fe::kFunctionCall) {
               r = co_await routeFunctionCall();
             } else {
@@ -641,13 +656,14 @@ net::Task<void> ClientSession::clientPump() {
           if (r != Routed::kForward || server_finished_ || !server_) co_return;
           stmt_error_ = false;
         }
+        const bool owes_ready = replies_.sent(step.type);
         switch (step.type) {
           case fe::kSync:
             unsynced_ = false;
-            ++pending_;
+            if (owes_ready) ++pending_;
             break;
           case fe::kFunctionCall:
-            ++pending_;
+            if (owes_ready) ++pending_;
             break;
           case fe::kParse:
             shared_.cluster->counters(server_->node(), worker_.index())
@@ -757,6 +773,7 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
     size_t pos = 0;
     size_t fwd = 0;  // start of the bytes not yet written to the client
     int rfq = 0;
+    int voided = 0;  // ReadyForQuery messages the server will not send after all
     // Forwards the bytes before the message at `pos` (which is then kept from the client).
     auto forwardBefore = [&]() -> net::Task<void> {
       if (!client_gone_) {
@@ -777,6 +794,9 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
         log::logf(Level::kWarning, logContext(), "invalid message from node {}", conn.node());
         client_.close();
         co_return PumpEnd::kBroken;
+      }
+      if (step.kind == protocol::ScanKind::kMessage || step.kind == protocol::ScanKind::kHeader) {
+        voided += replies_.received(step.type);
       }
       if (step.kind == protocol::ScanKind::kMessage) {
         switch (step.type) {
@@ -831,6 +851,7 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
           case be::kCopyInResponse:
           case be::kCopyBothResponse:
             copy_in_ = true;
+            server_idle_.notify();  // waitIdle: nothing is routed until the copy ends
             break;
           default:
             break;
@@ -848,14 +869,21 @@ net::Task<ClientSession::PumpEnd> ClientSession::serverPump(pool::ServerConn& co
         client_.close();
       }
     }
-    if (rfq > 0) {
+    if (rfq > 0 || voided > 0) {
       const bool was_busy = pending_ > 0;
-      pending_ = std::max(0, pending_ - rfq);
+      pending_ = std::max(0, pending_ - rfq - voided);
       conn.setTxStatus(tx_status_);
       if (pending_ == 0) {
         if (was_busy) worker_.latency().observe(std::chrono::steady_clock::now() - busy_since_);
         server_idle_.notify();
       }
+    }
+    // Idle: a tracker that lost the thread (a reply it does not model) starts afresh.
+    if (!replies_.tracking() && pending_ == 0 && !unsynced_ && !copy_in_) {
+      log::logf(Level::kDebug1, logContext(), "reply tracking was off since {} message '{}'",
+                replies_.lostOnReply() ? "server" : "client",
+                replies_.lostAt() ? std::string(1, replies_.lostAt()) : std::string("(overflow)"));
+      replies_.reset();
     }
     if (pos < have) std::memmove(buf.data(), buf.data() + pos, have - pos);
     have -= pos;

@@ -24,6 +24,7 @@
 #include "net/stream.h"
 #include "pool/pool.h"
 #include "protocol/messages.h"
+#include "protocol/reply_tracker.h"
 #include "protocol/scanner.h"
 #include "router/cache.h"
 #include "router/policy.h"
@@ -229,6 +230,9 @@ class ClientSession {
   char tx_status_ = 'I';
   bool copy_in_ = false;   // server is waiting for CopyData from the client
   bool unsynced_ = false;  // extended-protocol messages sent since the last Sync
+  // What the server owes for the messages forwarded to it: the ReadyForQuery messages it
+  // will not send after all (pending_ is reduced by those).
+  protocol::ReplyTracker replies_;
   bool client_gone_ = false;
   bool server_finished_ = false;  // the pump ended for good: the session is over
   bool server_clean_ = false;

@@ -93,7 +93,11 @@ net::Task<void> ClientSession::stopPump() {
 }
 
 net::Task<bool> ClientSession::waitIdle() {
-  while (pending_ > 0 && pump_running_) co_await server_idle_.wait(std::chrono::seconds(1));
+  // Also done when the server is in copy-in: it owes nothing more until the client's next
+  // message, which the caller forwards to it whatever it is.
+  while (pending_ > 0 && pump_running_ && !copy_in_) {
+    co_await server_idle_.wait(std::chrono::seconds(1));
+  }
   co_return !server_finished_;
 }
 
