@@ -33,6 +33,29 @@ inline constexpr char kCopyDone = 'c';
 inline constexpr char kCopyFail = 'f';
 inline constexpr char kFunctionCall = 'F';
 inline constexpr char kPassword = 'p';  // also SASLInitialResponse / SASLResponse
+
+// The message types a client may send once startup is over (PostgreSQL answers any other
+// with FATAL "invalid frontend message type").
+constexpr bool isFrontendMessageType(char type) {
+  switch (type) {
+    case kQuery:
+    case kParse:
+    case kBind:
+    case kDescribe:
+    case kExecute:
+    case kClose:
+    case kSync:
+    case kFlush:
+    case kTerminate:
+    case kCopyData:
+    case kCopyDone:
+    case kCopyFail:
+    case kFunctionCall:
+      return true;
+    default:
+      return false;
+  }
+}
 }  // namespace fe
 
 // Backend message type bytes.

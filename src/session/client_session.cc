@@ -582,7 +582,12 @@ net::Task<void> ClientSession::clientPump() {
                               ? routeFast(sql)
                               : Fast::kNotDecided;
         if (fast == Fast::kAnswerBegin) {
-          // Nothing is in flight (pending_ 0): the answer comes in order.
+          // Nothing is in flight (pending_ 0): the answer comes in order. Bytes before it
+          // not yet forwarded (copy messages outside a copy, which the server ignores)
+          // still go out first: nothing the client sent is dropped.
+          if (pos > fwd_start) {
+            if (!co_await flush()) co_return;
+          }
           if (!co_await answerLocally("BEGIN", 'T')) co_return;
           pos += step.size;
           fwd_start = pos;
@@ -636,6 +641,15 @@ net::Task<void> ClientSession::clientPump() {
           continue;
         }
       } else if (step.kind == protocol::ScanKind::kHeader) {
+        if (!fe::isFrontendMessageType(step.type)) {
+          // As PostgreSQL does: FATAL once what came before is answered. Never forwarded,
+          // so no server connection has to be given up for it (and with routing on, the
+          // bytes before it may be ones pgpilot answers itself).
+          if (!co_await flush() || !co_await waitIdle()) co_return;
+          co_await sendFatal("08P01", fmt::format("invalid frontend message type {}",
+                                                  static_cast<unsigned char>(step.type)));
+          co_return;
+        }
         const bool batch_start =
             !unsynced_ &&
             (step.type == fe::kParse || step.type == fe::kBind || step.type == fe::kDescribe ||

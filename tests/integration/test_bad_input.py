@@ -186,7 +186,8 @@ def test_huge_length_unbuffered_type(pgpilot):
 def test_garbage_message_type(pgpilot):
     c = after_startup(pgpilot)
     c.sock.sendall(b"z" + struct.pack("!I", 8) + b"\1\2\3\4")
-    expect_rejected(c.sock)  # the server's own "invalid frontend message type"
+    err = expect_rejected(c.sock)  # FATAL, as from PostgreSQL itself
+    assert err["M"] == "invalid frontend message type 122", err
 
 
 def test_bind_with_truncated_body(pgpilot):

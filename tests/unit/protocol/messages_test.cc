@@ -356,3 +356,17 @@ TEST(FrontendMessages, TerminateAndSyncAreEmpty) {
 
 }  // namespace
 }  // namespace pgpilot::protocol
+
+namespace pgpilot::protocol {
+namespace {
+
+TEST(FrontendMessageType, OnlyWhatAClientMaySendAfterStartup) {
+  for (char t : std::string_view("QPBDECSHXdcfF")) EXPECT_TRUE(fe::isFrontendMessageType(t)) << t;
+  // Password/SASL messages belong to startup; the rest are backend types or nothing.
+  for (char t : std::string_view("pRKGAZTzx\0\x7f", 11)) {
+    EXPECT_FALSE(fe::isFrontendMessageType(t)) << static_cast<int>(t);
+  }
+}
+
+}  // namespace
+}  // namespace pgpilot::protocol
