@@ -62,28 +62,14 @@ bool ReplyTracker::sent(char type) {
   Unit u;
   switch (type) {
     case fe::kParse:
-      u = Unit::kParse;
-      break;
     case fe::kBind:
-      u = Unit::kBind;
-      break;
     case fe::kDescribe:
-      u = Unit::kDescribe;
-      break;
     case fe::kExecute:
-      u = Unit::kExecute;
-      break;
     case fe::kClose:
-      u = Unit::kClose;
-      break;
     case fe::kSync:
-      u = Unit::kSync;
-      break;
     case fe::kQuery:
-      u = Unit::kQuery;
-      break;
     case fe::kFunctionCall:
-      u = Unit::kFunctionCall;
+      u = static_cast<Unit>(type);  // a unit is named by its message's type byte
       break;
     case fe::kCopyDone:
     case fe::kCopyFail:
@@ -121,8 +107,7 @@ int ReplyTracker::skipToSync() {
   int voided = 0;
   while (size_ > 0 && at(0) != Unit::kSync) {
     if (owesReady(at(0))) ++voided;
-    head_ = (head_ + 1) % kCapacity;
-    --size_;
+    popFront();
   }
   if (size_ == 0) skipping_ = true;  // the Sync is still to come
   copy_in_open_ = false;

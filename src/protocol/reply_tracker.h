@@ -18,7 +18,8 @@
 
 #include <array>
 #include <cstddef>
-#include <cstdint>
+
+#include "protocol/messages.h"
 
 namespace pgpilot::protocol {
 
@@ -43,16 +44,17 @@ class ReplyTracker {
   size_t inFlight() const { return size_; }
 
  private:
-  enum class Unit : uint8_t {
-    kParse,
-    kBind,
-    kDescribe,
-    kExecute,
-    kClose,
-    kSync,
-    kQuery,
-    kFunctionCall,
-    kCopyEnd,  // CopyDone/CopyFail from the client: no reply of its own
+  // A forwarded message that the server answers, named by its type byte.
+  enum class Unit : char {
+    kParse = fe::kParse,
+    kBind = fe::kBind,
+    kDescribe = fe::kDescribe,
+    kExecute = fe::kExecute,
+    kClose = fe::kClose,
+    kSync = fe::kSync,
+    kQuery = fe::kQuery,
+    kFunctionCall = fe::kFunctionCall,
+    kCopyEnd = fe::kCopyDone,  // CopyDone/CopyFail from the client: no reply of its own
   };
   static bool isExtended(Unit u) {
     return u == Unit::kParse || u == Unit::kBind || u == Unit::kDescribe || u == Unit::kExecute ||
